@@ -1,0 +1,1 @@
+"""Volume estimators. Each is one function returning an Estimate (see volume.estimate)."""

@@ -1,0 +1,47 @@
+"""Populations: prior samples in fixed-shape micro-chunks, their outputs and function keys.
+
+Chunk c holds samples c*CHUNK .. (c+1)*CHUNK - 1 of a run. Every chunk is sampled and run
+with exactly the same tensor shapes whatever the batch size, shard or worker, so matmul
+rounding, and with it every function key, is bit-identical across all of them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from volume.functions import output_keys
+from volume.nets import Architecture
+from volume.priors import Prior
+from volume.tasks import Task
+
+CHUNK = 512
+
+
+def n_chunks(n_samples: int) -> int:
+    return -(-n_samples // CHUNK)
+
+
+def shard_chunks(n_samples: int, shard: int, num_shards: int) -> range:
+    """The contiguous chunk range that shard `shard` of `num_shards` owns."""
+    total = n_chunks(n_samples)
+    return range(shard * total // num_shards, (shard + 1) * total // num_shards)
+
+
+def chunk_theta(arch: Architecture, prior: Prior, seed: int, chunks: range) -> torch.Tensor:
+    """Parameters of every sample of the given chunks, [len(chunks) * CHUNK, P]."""
+    return prior.sample(arch, len(chunks) * CHUNK, seed, offset=chunks.start * CHUNK)
+
+
+def batch_keys(arch: Architecture, prior: Prior, task: Task, seed: int, chunks: range, n_samples: int,
+               output: int = 0) -> np.ndarray:
+    """Function keys of the samples of `chunks` that lie below n_samples. Sampling is done
+    for all chunks at once (any batch gives the same rows); the forward runs per chunk,
+    always at shape [CHUNK, ...]."""
+    theta = chunk_theta(arch, prior, seed, chunks)
+    keys = []
+    with torch.inference_mode():
+        for i, chunk in enumerate(chunks):
+            outputs = arch.forward(theta[i * CHUNK : (i + 1) * CHUNK], task.x)[..., output]
+            keep = min(CHUNK, n_samples - chunk * CHUNK)
+            keys.append(output_keys(outputs[:keep]))
+    return np.concatenate(keys)

@@ -1,0 +1,128 @@
+"""Results directory: atomic writes, the guard against mixing configs, checkpoints, resume.
+
+Every file is written to a temporary name in the same directory and renamed over the
+target, so a killed run leaves the old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from volume.errors import ConfigError
+
+RESULTS = "results.json"
+CHECKPOINT = "checkpoint.npz"
+# Keys that change how a run goes but not what it computes: runs that differ only in these
+# give bit-identical results, so they may share (and resume in) one directory.
+NON_IDENTITY_KEYS = ("resume", "batch_size", "logger", "progress", "threads", "checkpoint_seconds")
+
+
+def atomic_write(path: Path, write: Callable[[io.IOBase], None], binary: bool = False) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    return value
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write(path, lambda h: json.dump(_json_safe(data), h, indent=2, allow_nan=False))
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write(path, lambda h: frame.to_csv(h, index=False, float_format="%.10g"))
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    atomic_write(path, lambda h: np.savez(h, **arrays), binary=True)
+
+
+def save_figure(path: Path, fig) -> None:
+    atomic_write(path, lambda h: fig.savefig(h, format="png", dpi=120, bbox_inches="tight"), binary=True)
+
+
+def identity(config: dict) -> dict:
+    """The part of a resolved config that determines the results."""
+    return {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
+
+
+def check_run_dir(run_dir: Path, config: dict, resume: bool) -> dict | None:
+    """Refuse a directory that holds another config's results. Returns the checkpoint's
+    state when resuming a run of this config, else None."""
+    stored = None
+    for name in (RESULTS, CHECKPOINT + ".json"):
+        path = run_dir / name
+        if path.exists():
+            try:
+                stored = json.loads(path.read_text())["config"]
+            except (ValueError, KeyError) as err:
+                raise ConfigError(f"hydra.run.dir: {run_dir} holds an unreadable {name} ({err}); "
+                                  "choose an empty directory") from err
+            break
+    if stored is None:
+        return None
+    if identity(_json_safe(stored)) != identity(_json_safe(config)):
+        changed = sorted(k for k in set(identity(stored)) | set(identity(config))
+                         if identity(stored).get(k) != identity(config).get(k))
+        raise ConfigError(f"hydra.run.dir: {run_dir} already holds results of another config "
+                          f"(differs in: {', '.join(changed)}); use an empty directory, or the same "
+                          "config with resume=true")
+    if not resume:
+        return None
+    if (run_dir / CHECKPOINT).exists():
+        with np.load(run_dir / CHECKPOINT) as data:
+            return {k: data[k] for k in data.files}
+    return {"complete": True} if (run_dir / RESULTS).exists() else None
+
+
+def write_checkpoint(run_dir: Path, config: dict, state: dict[str, np.ndarray]) -> None:
+    """One npz holds the whole state (counts and progress together, so they cannot
+    disagree); the JSON beside it only records the config for the guard above."""
+    write_json(run_dir / (CHECKPOINT + ".json"), {"config": config})
+    write_npz(run_dir / CHECKPOINT, state)
+
+
+def clear_checkpoint(run_dir: Path) -> None:
+    for name in (CHECKPOINT, CHECKPOINT + ".json"):
+        if (run_dir / name).exists():
+            os.unlink(run_dir / name)
+
+
+def versions() -> dict[str, str]:
+    import numba
+    import scipy
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "numba": numba.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
+            "machine": platform.machine(), "cpu_count": str(os.cpu_count())}

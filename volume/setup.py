@@ -1,0 +1,65 @@
+"""Config -> (architecture, prior, task): every check on the config happens here, before
+any work, so bad input stops the run with one message naming the key."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from volume.errors import ConfigError
+from volume.nets import Architecture, build_architecture
+from volume.priors import Prior, build_prior
+from volume.tasks import Task, build_task
+
+
+@dataclass
+class Setup:
+    cfg: DictConfig
+    config: dict  # the resolved config as plain values (stored in results.json)
+    arch: Architecture
+    prior: Prior
+    task: Task
+
+
+def _positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> int:
+    value = OmegaConf.select(cfg, key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{key}: must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def validate_run_keys(cfg: DictConfig) -> None:
+    _positive_int(cfg, "n_samples")
+    _positive_int(cfg, "batch_size")
+    _positive_int(cfg, "num_shards")
+    _positive_int(cfg, "seed", minimum=0)
+    shard = _positive_int(cfg, "shard", minimum=0)
+    if shard >= cfg.num_shards:
+        raise ConfigError(f"shard: must lie in 0..num_shards-1 = 0..{cfg.num_shards - 1}, got {shard}")
+    if cfg.get("threads") is not None:
+        _positive_int(cfg, "threads")
+    if cfg.get("device", "cpu") not in ("cpu", "cuda"):
+        raise ConfigError(f"device: unknown {cfg.device!r}; allowed: ['cpu', 'cuda']")
+    if cfg.get("device", "cpu") == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("device: 'cuda' asked for, but torch sees no GPU here; use device=cpu")
+    if not isinstance(cfg.get("resume"), bool):
+        raise ConfigError(f"resume: must be true or false, got {cfg.get('resume')!r}")
+    if cfg.logger.get("name", "none") not in ("none", "wandb"):
+        raise ConfigError(f"logger.name: unknown {cfg.logger.name!r}; allowed: ['none', 'wandb']")
+
+
+def build(cfg: DictConfig) -> Setup:
+    """Validate the whole config and build the objects it names (no sampling yet)."""
+    from volume.experiments import get
+
+    get(cfg.experiment.name)
+    validate_run_keys(cfg)
+    task = build_task(cfg.task)
+    arch = build_architecture(cfg.model, task.n_vars)
+    prior = build_prior(cfg.prior)
+    config: Any = OmegaConf.to_container(cfg, resolve=True)
+    return Setup(cfg, config, arch, prior, task)
