@@ -1,10 +1,12 @@
 """One module per experiment, each with `run(setup, run_dir, state) -> summary` and
-`describe(summary) -> str` (the paragraph printed at the end)."""
+`describe(summary) -> str` (the paragraph printed at the end). A module placed here is an
+experiment: `experiment.name` is its module name."""
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
-EXPERIMENTS = ("simplicity_bias",)
+EXPERIMENTS = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 
 def get(name: str):
