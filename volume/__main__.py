@@ -24,7 +24,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     from volume.setup import build
 
     setup = build(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
     state = results.check_run_dir(run_dir, setup.config, cfg.resume)
+    results.remove_stale_temporaries(run_dir)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
         import numba

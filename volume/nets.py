@@ -121,10 +121,12 @@ class MLP(Architecture):
             z = torch.bmm(h, self.slice(f"W{layer}").view(theta))
             if self.bias:
                 z += self.slice(f"b{layer}").view(theta).unsqueeze(1)
+            if layer == self.n_layers - 1:
+                break
             if keep:
-                kept.append(z.clone() if layer < self.n_layers - 1 else z)
+                kept.append(z.clone())
             h = _activate_(z, self.activation)
-        return kept if keep else [z]
+        return [*kept, z] if keep else [z]
 
     def preactivations(self, theta: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
         """Pre-activations of every layer (hidden layers, then the output), each [B, N, width]."""

@@ -118,6 +118,12 @@ def clear_checkpoint(run_dir: Path) -> None:
             os.unlink(run_dir / name)
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files a killed run left behind (never a result: they were not renamed yet)."""
+    for path in run_dir.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
 def versions() -> dict[str, str]:
     import numba
     import scipy

@@ -1,0 +1,214 @@
+"""Classifier 1: direct vs inner llamaizer, batched over a population theta[B, P] of MLPs.
+
+Task: pm1 cube over n = n_target + m bits; the target depends on the first bits only (the
+task's target_vars), the other m bits are distractors. Hidden unit u carries a llama h
+when its thresholded truth table (z > 0) is a non-constant function h of the distractor
+bits only. The llama is deep when h is not linearly separable (it took a second layer),
+shallow when it is; inert when ablating u (zero by default) leaves the network's function
+unchanged, used when it changes it. Labels, most specific first:
+deep_used > deep_inert > shallow_used > shallow_inert > direct, where "used" means some llama
+of the label's depth is used. Controls count units whose table is a non-constant function of
+the target bits only (target_only) or depends on both kinds of bits (mixed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from circuits.boolean import canonical, is_threshold
+from circuits.interventions import ablate_units
+from circuits.units import cube_dim, dependence_masks, function_margins, subset_index, table_keys
+from volume.nets import ACTIVATIONS, MLP
+from volume.tasks import Task, boolean_task
+
+LABELS = ("direct", "shallow_inert", "shallow_used", "deep_inert", "deep_used")
+
+
+def llama_task(m: int = 3, target: str = "andor", n_target: int = 4) -> Task:
+    """The llamaizer task: pm1 cube over n_target + m bits, target on the first n_target."""
+    if not isinstance(m, int) or not 1 <= m <= 6:
+        raise ValueError(f"m: the number of distractor bits, an integer in 1..6, got {m!r}")
+    return boolean_task(n_target + m, "pm1", target, list(range(1, n_target + 1)))
+
+
+@dataclass(frozen=True)
+class Split:
+    n: int
+    target: list[int]  # 0-based target bits
+    distractors: list[int]  # 0-based distractor bits
+
+    @property
+    def target_mask(self) -> int:
+        return sum(1 << v for v in self.target)
+
+    @property
+    def distractor_mask(self) -> int:
+        return sum(1 << v for v in self.distractors)
+
+
+def split_of(task: Task) -> Split:
+    """Target and distractor bits of a Boolean-cube task with target_vars."""
+    n = cube_dim(task.n_inputs)
+    tv = task.info.get("target_vars")
+    if task.target is None or tv is None:
+        raise ValueError("the llama classifier needs a Boolean task with a target and target_vars")
+    target = sorted(int(v) - 1 for v in tv)
+    distractors = [v for v in range(n) if v not in target]
+    if not distractors or len(distractors) > 6:
+        raise ValueError(f"the llama classifier needs 1..6 distractor bits, got {len(distractors)}")
+    return Split(n, target, distractors)
+
+
+@dataclass
+class LlamaResult:
+    """Per network: label, solves (computes the task's target), unit counts; llamas: one row
+    per llama unit (network, layer, unit, h, h_class, depth, used, margin)."""
+
+    label: np.ndarray
+    solves: np.ndarray
+    n_shallow: np.ndarray
+    n_deep: np.ndarray
+    n_target_only: np.ndarray
+    n_mixed: np.ndarray
+    llamas: pd.DataFrame
+
+    def counts(self) -> dict[str, int]:
+        return {name: int((self.label == name).sum()) for name in LABELS}
+
+
+def hidden_preacts(arch: MLP, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden pre-activations concatenated over layers [B, N, U] and the output [B, N, k]."""
+    pre = arch.preactivations(theta, x)
+    return torch.cat(pre[:-1], 2), pre[-1]
+
+
+def _unit_layer(arch: MLP, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.cumsum([0, *arch.widths[1:-1]])
+    layer = np.searchsorted(edges, flat, side="right") - 1
+    return layer, flat - edges[layer]
+
+
+def scan(arch: MLP, theta: torch.Tensor, x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hot path: dependence masks of every hidden unit [B, U] (numpy) and the thresholded output
+    [B, N]. Runs in the transposed layout [B, width, N] so that each unit's truth table is
+    contiguous, and keeps no activations beyond the current layer."""
+    h = x.to(theta.dtype).t().expand(theta.shape[0], *x.shape[::-1])
+    masks = []
+    for layer in range(arch.n_layers):
+        w = arch.slice(f"W{layer}").view(theta).transpose(1, 2)
+        z = (torch.baddbmm(arch.slice(f"b{layer}").view(theta).unsqueeze(2), w, h) if arch.bias
+             else torch.bmm(w, h))
+        if layer < arch.n_layers - 1:
+            masks.append(dependence_masks(z > 0, n))
+            h = z.relu_() if arch.activation == "relu" else ACTIVATIONS[arch.activation](z)
+    return np.concatenate(masks, 1), z[:, 0] > 0
+
+
+def _used(arch: MLP, theta: torch.Tensor, x: torch.Tensor, before: torch.Tensor, layer: np.ndarray,
+          unit: np.ndarray, ablation: str) -> np.ndarray:
+    """Does ablating unit (layer, unit) of network row r change its thresholded output
+    (before[r], [N])? One row per llama unit."""
+    used = np.zeros(len(layer), dtype=bool)
+    for ell in np.unique(layer):
+        sel = torch.from_numpy(np.flatnonzero(layer == ell))
+        mask = torch.zeros(len(sel), arch.widths[ell + 1], dtype=torch.bool)
+        mask[torch.arange(len(sel)), torch.from_numpy(unit)[sel]] = True
+        after = ablate_units(arch, theta[sel], x, int(ell), mask, ablation)[..., 0] > 0
+        used[sel.numpy()] = (before[sel] != after).any(1).numpy()
+    return used
+
+
+def _llama_rows(arch: MLP, theta: torch.Tensor, x: torch.Tensor, split: Split, b: np.ndarray, u: np.ndarray,
+                before: torch.Tensor, ablation: str) -> pd.DataFrame:
+    """Evidence for the llama units (b, u) of theta's networks (rare: recomputed per unit)."""
+    rows = torch.from_numpy(b)
+    z, _ = hidden_preacts(arch, theta[rows], x)
+    z = z[torch.arange(len(b)), :, torch.from_numpy(u)]  # [E, N]
+    h = table_keys((z > 0).unsqueeze(2), split.n, split.distractors)[:, 0]
+    layer, unit = _unit_layer(arch, u)
+    cube = subset_index(split.n, split.distractors).astype(np.uint64)
+    sign = np.where((h[:, None] >> cube) & np.uint64(1), 1.0, -1.0)
+    m = len(split.distractors)
+    return pd.DataFrame({
+        "network": b, "layer": layer, "unit": unit, "h": h, "h_class": canonical(h, m),
+        "depth": np.where(is_threshold(h, m), "shallow", "deep"),
+        "used": _used(arch, theta[rows], x, before[rows], layer, unit, ablation),
+        "margin": (torch.from_numpy(sign).to(z.dtype) * z).amin(1).numpy()})
+
+
+COLUMNS = ("network", "layer", "unit", "h", "h_class", "depth", "used", "margin")
+
+
+def classify_llamas(arch: MLP, theta: torch.Tensor, task: Task, ablation: str = "zero",
+                    chunk: int = 1024) -> LlamaResult:
+    """Label every network of theta[B, P] (see the module doc) with its evidence."""
+    if not isinstance(arch, MLP) or arch.n_out != 1:
+        raise ValueError("the llama classifier takes an MLP with one output")
+    if ablation not in ("zero", "mean"):
+        raise ValueError(f"ablation: unknown {ablation!r}; allowed: ['zero', 'mean']")
+    split = split_of(task)
+    x, target = task.x, torch.from_numpy(task.target)
+    tm, dm = split.target_mask, split.distractor_mask
+    n_b = theta.shape[0]
+    solves = np.zeros(n_b, bool)
+    n_llama, n_target_only, n_mixed = (np.zeros(n_b, np.int64) for _ in range(3))
+    rows = []
+    with torch.no_grad():
+        for start in range(0, n_b, chunk):
+            th = theta[start : start + chunk]
+            masks, out = scan(arch, th, x, split.n)
+            stop = start + th.shape[0]
+            llama = (masks != 0) & (masks & tm == 0)
+            solves[start:stop] = (out == target).all(1).numpy()
+            n_llama[start:stop] = llama.sum(1)
+            n_target_only[start:stop] = ((masks != 0) & (masks & dm == 0)).sum(1)
+            n_mixed[start:stop] = ((masks & tm != 0) & (masks & dm != 0)).sum(1)
+            b, u = np.nonzero(llama)
+            if len(b):
+                part = _llama_rows(arch, th, x, split, b, u, out, ablation)
+                part["network"] += start
+                rows.append(part)
+    llamas = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame({c: [] for c in COLUMNS})
+    label = np.full(n_b, "direct", dtype=object)
+    n_deep = np.zeros(n_b, np.int64)
+    for depth in ("shallow", "deep"):  # deep overrides shallow
+        sel = llamas[llamas["depth"] == depth]
+        nets = sel["network"].to_numpy(np.int64)
+        label[nets] = f"{depth}_inert"
+        label[sel.loc[sel["used"].astype(bool), "network"].to_numpy(np.int64)] = f"{depth}_used"
+        if depth == "deep":
+            np.add.at(n_deep, nets, 1)
+    return LlamaResult(label, solves, n_llama - n_deep, n_deep, n_target_only, n_mixed, llamas)
+
+
+# ---- continuous scores for rare-event estimators: > 0 iff the condition holds ----
+
+def target_margin(arch: MLP, theta: torch.Tensor, task: Task) -> torch.Tensor:
+    """[B]: min over inputs of s_f(x) out(x); > 0 iff the network computes the target."""
+    sign = torch.from_numpy(np.where(task.target, 1.0, -1.0)).to(theta.dtype)
+    return (arch.forward(theta, task.x)[..., 0] * sign).amin(1)
+
+
+def llama_margins(arch: MLP, theta: torch.Tensor, task: Task, h_keys, variables: str = "distractors",
+                  layers: list[int] | None = None) -> torch.Tensor:
+    """[B, U, G]: margin of each hidden unit (layers concatenated, or only `layers`) against
+    each function key over the `variables` ("distractors", "target", or "all" for the mixed
+    control). Positive iff the unit's truth table is exactly that function on the cube."""
+    split = split_of(task)
+    chosen = {"distractors": split.distractors, "target": split.target, "all": list(range(split.n))}
+    if variables not in chosen:
+        raise ValueError(f"variables: unknown {variables!r}; allowed: {sorted(chosen)}")
+    pre = arch.preactivations(theta, task.x)[:-1]
+    z = torch.cat([pre[i] for i in (layers if layers is not None else range(len(pre)))], 2)
+    return function_margins(z, split.n, chosen[variables], np.asarray(h_keys, np.uint64))
+
+
+def llama_score(arch: MLP, theta: torch.Tensor, task: Task, h_keys, layers: list[int] | None = None,
+                per_key: bool = False) -> torch.Tensor:
+    """Score of "some hidden unit carries one of the llamas h_keys": the max over units (and
+    keys, unless per_key, which gives [B, G]) of the unit margin; [B]. Cost grows with len(h_keys)."""
+    margins = llama_margins(arch, theta, task, h_keys, "distractors", layers).amax(1)
+    return margins if per_key else margins.amax(1)

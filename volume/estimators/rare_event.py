@@ -1,0 +1,254 @@
+"""Rare event: log P(score(theta) > 0) under the prior, far below sampling reach.
+
+Method: adaptive multilevel splitting (subset simulation). R independent runs of N chains
+each are held as one population tensor. Each level keeps the `keep` fraction of a run
+with the highest scores, refills the rest by cloning survivors, and moves every chain with
+MCMC that leaves the prior restricted to {score > level} invariant:
+- Gaussian prior: preconditioned Crank-Nicolson in whitened coordinates,
+  z' = sqrt(1 - b^2) z + b xi, accepted iff score(z') > level (pCN keeps N(0, I) exactly,
+  so the restricted prior needs no density ratio);
+- uniform prior: a Gaussian random-walk step folded back into the box (a symmetric
+  kernel, so the uniform law is kept), accepted iff score > level.
+Per level the log of the surviving fraction is estimated by psi(M + 1) - psi(N + 1)
+(M survivors of N, psi the digamma): with independent exact samples this is exactly
+unbiased for E[log P(level | previous level)] at quantile levels, so each run's log P is
+(nearly) unbiased in log space and the mean over runs is the estimate. The 95% interval
+is a Student-t interval over the R independent runs: it includes whatever extra variance
+MCMC correlation adds. Why splitting and not one-at-a-time nested sampling, and why
+keep = 0.5: see docs/estimators.md (measured by benchmarks/bench_estimators.py).
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import special, stats
+from tqdm import tqdm
+
+from volume.estimate import Estimate
+from volume.estimators.monte_carlo import LEVEL, monte_carlo_estimate
+from volume.estimators.scores import Score
+from volume.nets import Architecture
+from volume.priors import Prior
+
+TARGET_ACCEPT = 0.25
+SMALL = 2_000_000  # population elements (chains x parameters) below which one thread is faster
+
+
+@dataclass
+class SplittingResult:
+    """The estimate plus what later experiments may want to look inside."""
+
+    estimate: Estimate
+    run_log_p: np.ndarray  # [R] each run's log P (or, for a run that failed, its bound)
+    reached: np.ndarray  # [R] bool: the run reached {score > 0}
+    levels: list[np.ndarray] = field(default_factory=list)  # per run: the levels crossed
+    log_p_levels: list[np.ndarray] = field(default_factory=list)  # per run: log P(score > level)
+    acceptance: list[float] = field(default_factory=list)  # mean MCMC acceptance per level
+    theta: torch.Tensor | None = None  # final population in the class, [M, P] (if asked)
+    run_ids: np.ndarray | None = None  # [M] independent run of each final sample
+    ancestors: np.ndarray | None = None  # [M] initial chain each final sample descends from
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    state = np.random.SeedSequence([int(seed), int(stream), 0x5EB5]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _fold(z: torch.Tensor, half: float) -> torch.Tensor:
+    """Reflect z into [-half, half] (repeatedly, like a billiard)."""
+    y = torch.remainder(z + half, 4 * half)
+    return torch.where(y > 2 * half, 4 * half - y, y) - half
+
+
+def _propose(z: torch.Tensor, beta: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    xi = torch.randn(z.shape, generator=gen, dtype=z.dtype)
+    b = beta.unsqueeze(1)
+    if kind == "gaussian":
+        return torch.sqrt(1 - b * b) * z + b * xi
+    half = math.sqrt(3.0)  # whitened uniform prior: U(-sqrt 3, sqrt 3), unit variance
+    return _fold(z + b * half * xi, half)
+
+
+def _t_interval(values: np.ndarray) -> tuple[float, tuple[float, float]]:
+    mean = float(values.mean())
+    half = stats.t.ppf(0.5 + LEVEL / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, (mean - half, mean + half)
+
+
+def _check_args(n_particles: int, n_runs: int, keep: float, n_moves: int) -> None:
+    if not isinstance(n_particles, int) or n_particles < 10:
+        raise ValueError(f"n_particles: an integer >= 10 chains per run, got {n_particles!r}")
+    if not isinstance(n_runs, int) or n_runs < 2:
+        raise ValueError(f"n_runs: an integer >= 2 (the interval comes from independent runs), got {n_runs!r}")
+    if not 0 < keep < 1 or round(keep * n_particles) < 1 or round(keep * n_particles) >= n_particles:
+        raise ValueError(f"keep: the fraction kept per level, in (0, 1) with 1 <= keep * n_particles < "
+                         f"n_particles, got {keep!r}")
+    if not isinstance(n_moves, int) or n_moves < 1:
+        raise ValueError(f"n_moves: MCMC steps per level, an integer >= 1, got {n_moves!r}")
+
+
+@contextmanager
+def _threads_for(n_elements: int):
+    """One torch thread for small populations: their ops last microseconds, and on a busy
+    machine a second thread's synchronisation costs ~10x more than it saves (measured)."""
+    before = torch.get_num_threads()
+    if n_elements < SMALL:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: int = 500, n_runs: int = 8,
+              keep: float = 0.5, n_moves: int = 10, seed: int = 0, stream: int = 0, max_levels: int = 2000,
+              max_evals: int = 10**8, final_population: bool = False, progress: bool = True) -> SplittingResult:
+    """Subset simulation for log P(score > 0) under `prior`; see the module docstring.
+
+    If a run cannot reach {score > 0} (a score stuck on a plateau, never positive, or the
+    max_levels / max_evals budget spent), the result is an explicit upper bound
+    (Estimate.bound == 'upper'), never log 0. With final_population, every run that
+    reached the class refills and moves its chains once more inside it, giving
+    n_particles samples of the prior restricted to the class per run (correlated; see
+    volume.estimators.conditional for what fractions among them can and cannot say)."""
+    _check_args(n_particles, n_runs, keep, n_moves)
+    with _threads_for(n_particles * n_runs * arch.n_params):
+        return _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, stream, max_levels,
+                          max_evals, final_population, progress)
+
+
+def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, stream, max_levels, max_evals,
+               final_population, progress) -> SplittingResult:
+    R, N = n_runs, n_particles
+    n_kill = N - round(keep * N)
+    std = torch.from_numpy(prior.std(arch))
+    gen = _generator(seed, stream)
+    z = prior.sample(arch, R * N, seed, stream=stream, dtype=torch.float64) / std
+    n_evals = 0
+
+    def evaluate(rows: torch.Tensor) -> torch.Tensor:
+        nonlocal n_evals
+        n_evals += rows.shape[0]
+        values = score(rows * std).to(torch.float64)
+        if torch.isnan(values).any():
+            raise ValueError("score: returned NaN for some parameters; a score must be a real number everywhere")
+        return values
+
+    s = evaluate(z).view(R, N)
+    z = z.view(R, N, -1)
+    ancestors = torch.arange(N).repeat(R, 1)
+    log_p = np.zeros(R)
+    active = np.ones(R, dtype=bool)
+    reached = np.zeros(R, dtype=bool)
+    beta = torch.full((R,), 0.5, dtype=torch.float64)
+    levels: list[list[float]] = [[] for _ in range(R)]
+    trace: list[list[float]] = [[] for _ in range(R)]
+    acceptance: list[float] = []
+    bar = tqdm(desc="rare event", unit="level", disable=not progress)
+    while active.any():
+        level = torch.kthvalue(s, n_kill, dim=1).values.numpy()
+        for r in np.flatnonzero(active):
+            if level[r] >= 0:  # more than `keep` of the run already inside: last factor
+                level[r] = 0.0
+            alive = int((s[r] > level[r]).sum())
+            # No survivor: a plateau or a score never above this level. Keep the exact
+            # zero-hit upper bound for this factor, so the run ends as an explicit bound.
+            log_p[r] += (special.digamma(alive + 1) - special.digamma(N + 1) if alive
+                         else monte_carlo_estimate(0, N).log_p)
+            levels[r].append(float(level[r]))
+            trace[r].append(log_p[r])
+            if level[r] == 0.0 or alive == 0:
+                active[r], reached[r] = False, alive > 0
+        over_budget = len(acceptance) >= max_levels or n_evals >= max_evals
+        if over_budget:
+            active[:] = False
+        rows = np.flatnonzero(active)
+        if not len(rows):
+            break
+        thresholds = torch.from_numpy(level[rows]).unsqueeze(1)
+        z_act, s_act, anc = _refill(z[rows], s[rows], ancestors[rows], thresholds, gen)
+        z_act, s_act, acc = _move(z_act, s_act, thresholds, beta, rows, prior.kind, n_moves, gen, evaluate)
+        z[rows], s[rows], ancestors[rows] = z_act, s_act, anc
+        acceptance.append(acc)
+        bar.update(1)
+        bar.set_postfix(level=f"{level[rows].min():.3g}", log_p=f"{log_p[rows].mean():.2f}", accept=f"{acc:.2f}")
+    bar.close()
+    result = SplittingResult(_estimate(log_p, reached, levels, N, R, keep, n_moves, n_evals),
+                             log_p, reached, [np.array(v) for v in levels], [np.array(v) for v in trace], acceptance)
+    if final_population and reached.any():
+        rows = np.flatnonzero(reached)
+        zero = torch.zeros(len(rows), 1, dtype=torch.float64)
+        z_in, s_in, anc = _refill(z[rows], s[rows], ancestors[rows], zero, gen)
+        z_in, _, _ = _move(z_in, s_in, zero, beta, rows, prior.kind, n_moves, gen, evaluate)
+        result.theta = (z_in * std).reshape(-1, arch.n_params)
+        result.run_ids = np.repeat(rows, N)
+        result.ancestors = anc.reshape(-1).numpy()
+        result.estimate = Estimate(result.estimate.log_p, result.estimate.ci, n_evals, result.estimate.method,
+                                   result.estimate.bound)
+    return result
+
+
+def _refill(z: torch.Tensor, s: torch.Tensor, anc: torch.Tensor, thresholds: torch.Tensor,
+            gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Replace every chain at or below its run's level by a clone of a random survivor."""
+    alive = s > thresholds
+    parents = torch.multinomial(alive.to(torch.float64), s.shape[1], replacement=True, generator=gen)
+    idx = torch.where(alive, torch.arange(s.shape[1]).expand_as(parents), parents)
+    return (torch.gather(z, 1, idx.unsqueeze(2).expand_as(z)), torch.gather(s, 1, idx), torch.gather(anc, 1, idx))
+
+
+def _move(z, s, thresholds, beta, rows, kind, n_moves, gen, evaluate):
+    """n_moves restricted-prior MCMC steps for every chain; adapts each run's step size
+    from its own acceptance only, so runs stay independent."""
+    R, N, P = z.shape
+    accepted = 0.0
+    for _ in range(n_moves):
+        b = beta[rows].repeat_interleave(N)
+        proposal = _propose(z.reshape(R * N, P), b, kind, gen)
+        s_new = evaluate(proposal).view(R, N)
+        ok = s_new > thresholds
+        z = torch.where(ok.unsqueeze(2), proposal.view(R, N, P), z)
+        s = torch.where(ok, s_new, s)
+        rate = ok.to(torch.float64).mean(1)
+        beta[rows] = (beta[rows] * torch.exp(rate - TARGET_ACCEPT)).clamp(1e-4, 1.0)
+        accepted += float(rate.mean()) / n_moves
+    return z, s, accepted
+
+
+def _estimate(log_p: np.ndarray, reached: np.ndarray, levels, N: int, R: int, keep: float, n_moves: int,
+              n_evals: int) -> Estimate:
+    method = f"rare_event(subset simulation, {R} runs x {N} chains, keep={keep}, moves={n_moves})"
+    if reached.all():
+        mean, ci = _t_interval(log_p)
+        return Estimate(mean, ci, n_evals, method)
+    # Some run never got inside. Its last level l < 0 bounds the class: P(score > 0) <=
+    # P(score > l). Bound: the largest run's log P(score > l) (zero-hit bound included when
+    # its last level kept no chain) plus 1.96 of its ideal (independent-sample) deviations.
+    n_keep = round(keep * N)
+    bounds = []
+    for r in range(R):
+        ideal_var = len(levels[r]) * float(special.polygamma(1, n_keep + 1) - special.polygamma(1, N + 1))
+        bounds.append(log_p[r] + 1.96 * math.sqrt(ideal_var))
+    upper = min(0.0, float(max(bounds)))
+    return Estimate(upper, (-math.inf, upper), n_evals, method + ", class not reached", bound="upper")
+
+
+def rare_event(score: Score, arch: Architecture, prior: Prior, *, seed: int = 0, **kwargs) -> Estimate:
+    """log P(score(theta) > 0) for theta from the prior, with a 95% interval over independent
+    runs. The one entry point later experiments call; keyword arguments as `splitting`."""
+    return splitting(score, arch, prior, seed=seed, **kwargs).estimate
+
+
+def monte_carlo_score(score: Score, arch: Architecture, prior: Prior, n_samples: int, seed: int,
+                      stream: int = 0, batch: int = 16384, progress: bool = True) -> Estimate:
+    """Plain sampling of the same event (exact Clopper-Pearson interval): the cross-check
+    where both reach, and an explicit upper bound when nothing is hit."""
+    hits = 0
+    for start in tqdm(range(0, n_samples, batch), desc="monte carlo", disable=not progress):
+        n = min(batch, n_samples - start)
+        hits += int((score(prior.sample(arch, n, seed, offset=start, stream=stream)) > 0).sum())
+    return monte_carlo_estimate(hits, n_samples)

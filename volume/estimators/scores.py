@@ -1,0 +1,81 @@
+"""Continuous scores: a class C of networks is the set {theta : score(theta) > 0}.
+
+A score is a plain function theta[B, P] -> [B] (float64). The rare-event and conditional
+estimators only need the score; they never look inside the network. Later experiments
+pass their own (e.g. min(target margin, circuit score)) built with `min_score`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from volume.nets import Architecture
+
+Score = Callable[[torch.Tensor], torch.Tensor]
+# Rows of theta per forward call: keeps activations [ROWS, N, width] in cache-sized pieces.
+ROWS = 1024
+
+
+def target_signs(target, n_inputs: int) -> torch.Tensor:
+    """+1 where the target is true, -1 where false, as float32 [N]. Checks the length."""
+    if target is None:
+        raise ValueError("target: a target score needs a target labelling; got None (set task.target)")
+    bits = np.asarray(target)
+    if bits.ndim != 1 or bits.shape[0] != n_inputs:
+        raise ValueError(f"target: needs one label per input, {n_inputs} in all; got shape {tuple(bits.shape)}")
+    if bits.dtype != bool and not np.isin(bits, (0, 1)).all():
+        raise ValueError("target: labels must be booleans (or 0/1)")
+    return torch.from_numpy(np.where(bits.astype(bool), 1.0, -1.0).astype(np.float32))
+
+
+def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int = 0,
+                        margin: float = 0.0) -> Score:
+    """Score of "computes target f on X": min over inputs of the signed output margin,
+    sign_i * out_i(theta) - margin. Positive exactly when every input is on the target's
+    side of zero by more than `margin` (margin 0: the network's function key equals f)."""
+    if x.ndim != 2 or x.shape[1] != arch.n_in:
+        raise ValueError(f"x: needs shape [N, {arch.n_in}] for {arch.describe()}, got {tuple(x.shape)}")
+    if not 0 <= output < arch.n_out:
+        raise ValueError(f"output: must lie in 0..{arch.n_out - 1}, got {output}")
+    if not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin: must be a finite number >= 0, got {margin}")
+    signs = target_signs(target, x.shape[0])
+    x = x.to(torch.float32)
+
+    def score(theta: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(theta.shape[0], dtype=torch.float64)
+        with torch.inference_mode():
+            for start in range(0, theta.shape[0], ROWS):
+                rows = theta[start : start + ROWS].to(torch.float32)
+                y = arch.forward(rows, x)[..., output]
+                out[start : start + ROWS] = (y * signs).amin(1).to(torch.float64) - margin
+        return out
+
+    return score
+
+
+def min_score(*scores: Score) -> Score:
+    """The score of the intersection of classes: positive iff every score is positive."""
+    if not scores:
+        raise ValueError("min_score: needs at least one score")
+
+    def score(theta: torch.Tensor) -> torch.Tensor:
+        return torch.stack([s(theta).to(torch.float64) for s in scores]).amin(0)
+
+    return score
+
+
+# Classes with a continuous score, by name. Circuit classes (llamaizer, serial circuit)
+# register theirs when they exist; until then asking for them is an error, not a guess.
+CLASS_SCORES: dict[str, Callable[..., Score]] = {"target": target_margin_score}
+
+
+def class_score(name: str, **kwargs) -> Score:
+    """The registered score of a named class; a clear error for a class without one."""
+    if name not in CLASS_SCORES:
+        raise ValueError(f"class {name!r} has no continuous score, so rare-event estimation cannot define it; "
+                         f"classes with a score: {sorted(CLASS_SCORES)}. Pass your own score function, "
+                         "or use Monte Carlo (which reports an explicit upper bound when nothing is hit)")
+    return CLASS_SCORES[name](**kwargs)

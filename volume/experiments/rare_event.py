@@ -1,0 +1,109 @@
+"""Experiment `rare_event`: log P of one target function (with an optional margin), far
+below sampling reach, by subset simulation (estimator=rare_event) or plain sampling
+(estimator=monte_carlo, for cross-checks). Writes results.json with
+`estimate: {log_p, ci, n_evals, method, bound}` and levels.png (each run's path of
+log P(score > level) against the level, up to the class at level 0).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from volume import results
+from volume.errors import ConfigError
+from volume.estimators.rare_event import monte_carlo_score, splitting
+from volume.estimators.scores import target_margin_score
+from volume.setup import Setup
+
+ESTIMATORS = ("rare_event", "monte_carlo")
+KEYS = {"n_particles": int, "n_runs": int, "n_moves": int, "max_levels": int, "max_evals": int, "keep": float}
+
+
+def _options(setup: Setup) -> dict:
+    """Validated estimator options (ConfigError names the key), before any work."""
+    est = setup.cfg.estimator
+    if est.get("name") not in ESTIMATORS:
+        raise ConfigError(f"estimator: {est.get('name')!r} does not run in experiment rare_event; "
+                          f"allowed: {list(ESTIMATORS)} (basin and conditional are Python APIs)")
+    if setup.task.target is None:
+        raise ConfigError("task.target: experiment rare_event needs a target function (a named target or a hex key)")
+    margin = setup.cfg.experiment.get("margin", 0.0)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < math.inf:
+        raise ConfigError(f"experiment.margin: a finite number >= 0, got {margin!r}")
+    if est.name == "monte_carlo":
+        return {}
+    out = {}
+    for key, kind in KEYS.items():
+        value = est.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            raise ConfigError(f"estimator.{key}: must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+        out[key] = value
+    checks = {"n_particles": out["n_particles"] >= 10, "n_runs": out["n_runs"] >= 2, "n_moves": out["n_moves"] >= 1,
+              "keep": 0 < out["keep"] < 1 and 1 <= round(out["keep"] * out["n_particles"]) < out["n_particles"],
+              "max_levels": out["max_levels"] >= 1, "max_evals": out["max_evals"] >= 1}
+    allowed = {"n_particles": ">= 10", "n_runs": ">= 2", "n_moves": ">= 1", "keep": "in (0, 1), keeping at least "
+               "one and not all chains", "max_levels": ">= 1", "max_evals": ">= 1"}
+    for key, ok in checks.items():
+        if not ok:
+            raise ConfigError(f"estimator.{key}: must be {allowed[key]}, got {out[key]!r}")
+    return out
+
+
+def plot_levels(result, run_dir: Path, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for r, (levels, trace) in enumerate(zip(result.levels, result.log_p_levels)):
+        ax.plot(levels, trace / math.log(10), ".-", ms=3, lw=0.8, label=f"run {r}" if r < 8 else None)
+    ax.axvline(0.0, color="k", lw=0.5)
+    ax.set_xlabel("level of the score (class: score > 0)")
+    ax.set_ylabel("log10 P(score > level)")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=6)
+    results.save_figure(run_dir / "levels.png", fig)
+    plt.close(fig)
+    return "levels.png"
+
+
+def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+    options = _options(setup)
+    if state is not None and state.get("complete"):
+        return json.loads((run_dir / results.RESULTS).read_text())["summary"]
+    cfg = setup.cfg
+    score = target_margin_score(setup.arch, setup.task.x, setup.task.target,
+                                margin=float(cfg.experiment.get("margin", 0.0)))
+    start = time.perf_counter()
+    figures, extra = [], {}
+    if cfg.estimator.name == "monte_carlo":
+        estimate = monte_carlo_score(score, setup.arch, setup.prior, cfg.n_samples, cfg.seed,
+                                     batch=cfg.batch_size, progress=cfg.progress)
+    else:
+        result = splitting(score, setup.arch, setup.prior, seed=cfg.seed, progress=cfg.progress, **options)
+        estimate = result.estimate
+        extra = {"run_log_p": result.run_log_p.tolist(), "reached": result.reached.tolist(),
+                 "n_levels": [len(v) for v in result.levels], "mean_acceptance": result.acceptance}
+        title = f"{setup.arch.describe()}, {cfg.prior.name} prior, target {cfg.task.get('target')}"
+        figures.append(plot_levels(result, run_dir, title))
+    seconds = time.perf_counter() - start
+    summary = {"estimate": estimate.to_dict(), "log10_p": estimate.log10_p, "seconds": seconds,
+               "evals_per_second": estimate.n_evals / max(seconds, 1e-9), "threads": torch.get_num_threads(),
+               "figures": figures, **extra}
+    results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
+                                                   "versions": results.versions()})
+    return summary
+
+
+def describe(summary: dict) -> str:
+    est = summary["estimate"]
+    low, high = (c if c is not None else -math.inf for c in est["ci"])
+    kind = f" ({est['bound']} bound)" if est.get("bound") else ""
+    return (f"log P = {est['log_p']:.3f}{kind}, 95% CI [{low:.3f}, {high:.3f}] "
+            f"(log10 P = {summary['log10_p']:.2f}) from {est['n_evals']:,} network evaluations in "
+            f"{summary['seconds']:.1f} s by {est['method']}.")
