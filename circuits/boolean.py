@@ -43,7 +43,7 @@ def _pack(bits: np.ndarray) -> np.ndarray:
 def threshold_functions(m: int, bound: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every threshold function [w.x > t] of m variables reachable with integer weights in
     [-bound, bound]: sorted unique keys (uint64) and one realising (w, t) row each [K, m+1],
-    with t an attained value of w.x, so w.x - t - 1 is a +-1-margin pre-activation."""
+    so that w.x - t - 1 is a pre-activation with margin >= 1 (w.x values differ by even steps)."""
     if not 0 <= m <= 5:
         raise ValueError(f"threshold functions are enumerated for m in 0..5, got {m}")
     bound = _WEIGHT_BOUND[m] if bound is None else bound
@@ -60,7 +60,7 @@ def threshold_functions(m: int, bound: int | None = None) -> tuple[np.ndarray, n
         t = vals.reshape(-1)
         params.append(np.concatenate([np.repeat(w, x.shape[0], 0), t[:, None]], 1))
     keys.append(np.array([_pack(np.ones(1 << m, bool))], np.uint64))
-    params.append(np.array([[0] * m + [-1]], np.int64))
+    params.append(np.array([[0] * m + [-2]], np.int64))  # constant true: 0 - (-2) - 1 = 1
     keys, params = np.concatenate(keys), np.concatenate(params)
     uniq, first = np.unique(keys, return_index=True)
     return uniq, params[first]

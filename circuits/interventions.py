@@ -55,6 +55,26 @@ def ablate_units(arch: MLP, theta: torch.Tensor, x: torch.Tensor, layer: int, ma
     return mlp_intervene(arch, theta, x, {layer: (mask, value)})
 
 
+def ablate_one_unit(arch: MLP, theta: torch.Tensor, pre: list[torch.Tensor], layer: int, unit: torch.Tensor,
+                    mode: str = "zero") -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean, ablated) outputs [E, N, k] when row e ablates unit[e] of hidden `layer`, from
+    the rows' clean pre-activations `pre` (as MLP.preactivations). The ablation enters the next
+    layer as a rank-one change, and both outputs go through the same operations from there on,
+    so a unit whose ablation changes nothing gives bit-identical outputs."""
+    _check_mode(mode)
+    act = ACTIVATIONS[arch.activation]
+    rows = torch.arange(theta.shape[0])
+    a = act(pre[layer][rows, :, unit])  # [E, N]
+    delta = (a.mean(1, keepdim=True) if mode == "mean" else torch.zeros_like(a)) - a
+    w_next = arch.slice(f"W{layer + 1}").view(theta)[rows, unit]  # [E, width_next]
+    outs = []
+    for z in (pre[layer + 1], pre[layer + 1] + delta.unsqueeze(2) * w_next.unsqueeze(1)):
+        for nxt in range(layer + 2, arch.n_layers):
+            z = _mlp_layer(arch, theta, act(z), nxt)
+        outs.append(z)
+    return outs[0], outs[1]
+
+
 def patch_units(arch: MLP, theta: torch.Tensor, x_clean: torch.Tensor, x_source: torch.Tensor, layer: int,
                 mask: torch.Tensor) -> torch.Tensor:
     """Outputs on x_clean[N, n] with the masked units of `layer` taking their values on the

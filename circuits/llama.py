@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from circuits.boolean import canonical, is_threshold
-from circuits.interventions import ablate_units
+from circuits.interventions import ablate_one_unit
 from circuits.units import cube_dim, dependence_masks, function_margins, subset_index, table_keys
 from volume.nets import ACTIVATIONS, MLP
 from volume.tasks import Task, boolean_task
@@ -107,36 +107,30 @@ def scan(arch: MLP, theta: torch.Tensor, x: torch.Tensor, n: int) -> tuple[torch
     return np.concatenate(masks, 1), z[:, 0] > 0
 
 
-def _used(arch: MLP, theta: torch.Tensor, x: torch.Tensor, before: torch.Tensor, layer: np.ndarray,
-          unit: np.ndarray, ablation: str) -> np.ndarray:
-    """Does ablating unit (layer, unit) of network row r change its thresholded output
-    (before[r], [N])? One row per llama unit."""
-    used = np.zeros(len(layer), dtype=bool)
+def _llama_rows(arch: MLP, theta: torch.Tensor, x: torch.Tensor, split: Split, b: np.ndarray, u: np.ndarray,
+                ablation: str) -> pd.DataFrame:
+    """Evidence for the llama units (b, u) of theta's networks: h, its class, depth, margin,
+    and whether ablating the unit changes the network's thresholded output."""
+    nets, inv = np.unique(b, return_inverse=True)
+    pre = [p[torch.from_numpy(inv)] for p in arch.preactivations(theta[torch.from_numpy(nets)], x)]
+    th = theta[torch.from_numpy(b)]
+    layer, unit = _unit_layer(arch, u)
+    rows = torch.arange(len(b))
+    z = torch.cat(pre[:-1], 2)[rows, :, torch.from_numpy(u)]  # [E, N]
+    h = table_keys((z > 0).unsqueeze(2), split.n, split.distractors)[:, 0]
+    cube = subset_index(split.n, split.distractors).astype(np.uint64)
+    sign = torch.from_numpy(np.where((h[:, None] >> cube) & np.uint64(1), 1.0, -1.0)).to(z.dtype)
+    used = np.zeros(len(b), dtype=bool)
     for ell in np.unique(layer):
         sel = torch.from_numpy(np.flatnonzero(layer == ell))
-        mask = torch.zeros(len(sel), arch.widths[ell + 1], dtype=torch.bool)
-        mask[torch.arange(len(sel)), torch.from_numpy(unit)[sel]] = True
-        after = ablate_units(arch, theta[sel], x, int(ell), mask, ablation)[..., 0] > 0
-        used[sel.numpy()] = (before[sel] != after).any(1).numpy()
-    return used
-
-
-def _llama_rows(arch: MLP, theta: torch.Tensor, x: torch.Tensor, split: Split, b: np.ndarray, u: np.ndarray,
-                before: torch.Tensor, ablation: str) -> pd.DataFrame:
-    """Evidence for the llama units (b, u) of theta's networks (rare: recomputed per unit)."""
-    rows = torch.from_numpy(b)
-    z, _ = hidden_preacts(arch, theta[rows], x)
-    z = z[torch.arange(len(b)), :, torch.from_numpy(u)]  # [E, N]
-    h = table_keys((z > 0).unsqueeze(2), split.n, split.distractors)[:, 0]
-    layer, unit = _unit_layer(arch, u)
-    cube = subset_index(split.n, split.distractors).astype(np.uint64)
-    sign = np.where((h[:, None] >> cube) & np.uint64(1), 1.0, -1.0)
+        clean, ablated = ablate_one_unit(arch, th[sel], [p[sel] for p in pre], int(ell),
+                                         torch.from_numpy(unit)[sel], ablation)
+        used[sel.numpy()] = ((clean[..., 0] > 0) != (ablated[..., 0] > 0)).any(1).numpy()
     m = len(split.distractors)
     return pd.DataFrame({
         "network": b, "layer": layer, "unit": unit, "h": h, "h_class": canonical(h, m),
-        "depth": np.where(is_threshold(h, m), "shallow", "deep"),
-        "used": _used(arch, theta[rows], x, before[rows], layer, unit, ablation),
-        "margin": (torch.from_numpy(sign).to(z.dtype) * z).amin(1).numpy()})
+        "depth": np.where(is_threshold(h, m), "shallow", "deep"), "used": used,
+        "margin": (sign * z).amin(1).numpy()})
 
 
 COLUMNS = ("network", "layer", "unit", "h", "h_class", "depth", "used", "margin")
@@ -168,7 +162,7 @@ def classify_llamas(arch: MLP, theta: torch.Tensor, task: Task, ablation: str = 
             n_mixed[start:stop] = ((masks & tm != 0) & (masks & dm != 0)).sum(1)
             b, u = np.nonzero(llama)
             if len(b):
-                part = _llama_rows(arch, th, x, split, b, u, out, ablation)
+                part = _llama_rows(arch, th, x, split, b, u, ablation)
                 part["network"] += start
                 rows.append(part)
     llamas = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame({c: [] for c in COLUMNS})

@@ -1,7 +1,13 @@
-"""`python -m volume key=value ...`: run one experiment into hydra's run directory."""
+"""`python -m volume key=value ...`: run one experiment into hydra's run directory.
+
+`python -m volume -m key=a,b ...` sweeps with hydra's launchers (basic, joblib, submitit,
+ray); see README.md, "Scale-out".
+"""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,11 +20,40 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("volume")
 
 
+def job_threads(cfg: DictConfig) -> int | None:
+    """Threads for this job: `threads` if set; else, under a launcher that runs n_jobs jobs
+    at once on this machine (joblib), an equal share of the cores, so workers don't
+    oversubscribe; under submitit, the job's cpus_per_task."""
+    if cfg.get("threads"):
+        return int(cfg.threads)
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode.name != "MULTIRUN":
+        return None
+    if hydra_cfg.launcher.get("cpus_per_task"):  # submitit: the cores SLURM gave this job
+        return int(hydra_cfg.launcher.cpus_per_task)
+    n_jobs = hydra_cfg.launcher.get("n_jobs")
+    if n_jobs is None:
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = cores if n_jobs < 0 else n_jobs
+    return max(1, cores // max(1, n_jobs))
+
+
+def set_threads(threads: int | None) -> None:
+    if not threads:
+        return
+    import numba
+    import torch
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Validate, guard the directory, run the experiment, log. Everything that can be wrong
     with the input raises ConfigError before any sampling starts."""
-    import torch
-
     from volume import experiments, results
     from volume.logger import make_logger
     from volume.setup import build
@@ -27,12 +62,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     state = results.check_run_dir(run_dir, setup.config, cfg.resume)
     results.remove_stale_temporaries(run_dir)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
-        import numba
-
-        numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
+    set_threads(job_threads(cfg))
     experiment = experiments.get(cfg.experiment.name)
+    if state is not None and state.get("complete"):
+        # resume=true on a finished run (e.g. re-running an interrupted sweep): nothing to do.
+        summary = json.loads((run_dir / results.RESULTS).read_text())["summary"]
+        log.info("already complete: %s", run_dir)
+        print(experiment.describe(summary))
+        return summary
     logger = make_logger(cfg, setup.config, run_dir)
     start = time.perf_counter()
     summary = experiment.run(setup, run_dir, state)
@@ -43,17 +80,18 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict | None:
     from volume.errors import ConfigError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        run(cfg, run_dir)
+        return run(cfg, run_dir)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        # A multirun keeps going with its other jobs; a single run exits non-zero.
         if HydraConfig.get().mode.name == "RUN":
             sys.exit(2)
+        # In a sweep, hydra records this job as failed, runs the others, then raises this
+        # error, so the sweep ends non-zero after finishing every valid job.
         raise
 
 

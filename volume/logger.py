@@ -10,6 +10,15 @@ from omegaconf import DictConfig
 TOP_ROWS = 100
 
 
+def sweep_group() -> str | None:
+    """Jobs of one hydra multirun share a wandb group: the sweep directory's path."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
+        return str(HydraConfig.get().sweep.dir)
+    return None
+
+
 class NoLogger:
     def finish(self, summary: dict, run_dir: Path) -> None:
         pass
@@ -27,7 +36,7 @@ class WandbLogger:
         self.wandb = wandb
         mode = os.environ.get("WANDB_MODE", cfg.logger.get("mode", "offline"))
         self.run = wandb.init(project=cfg.logger.get("project", "volume"), entity=cfg.logger.get("entity"),
-                              group=cfg.logger.get("group"), job_type=cfg.experiment.name,
+                              group=cfg.logger.get("group") or sweep_group(), job_type=cfg.experiment.name,
                               name=cfg.logger.get("run_name"), mode=mode, dir=str(run_dir), config=config,
                               reinit="finish_previous")
 

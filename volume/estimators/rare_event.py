@@ -20,6 +20,7 @@ keep = 0.5: see docs/estimators.md (measured by benchmarks/bench_estimators.py).
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ from volume.nets import Architecture
 from volume.priors import Prior
 
 TARGET_ACCEPT = 0.25
+STUCK = 0.01  # mean acceptance below which the chains are declared stuck (warning)
 SMALL = 2_000_000  # population elements (chains x parameters) below which one thread is faster
 
 
@@ -148,6 +150,7 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, str
     levels: list[list[float]] = [[] for _ in range(R)]
     trace: list[list[float]] = [[] for _ in range(R)]
     acceptance: list[float] = []
+    stuck_warned = False
     bar = tqdm(desc="rare event", unit="level", disable=not progress)
     while active.any():
         level = torch.kthvalue(s, n_kill, dim=1).values.numpy()
@@ -174,6 +177,11 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, str
         z_act, s_act, acc = _move(z_act, s_act, thresholds, beta, rows, prior.kind, n_moves, gen, evaluate)
         z[rows], s[rows], ancestors[rows] = z_act, s_act, anc
         acceptance.append(acc)
+        if acc < STUCK and not stuck_warned:
+            stuck_warned = True
+            warnings.warn(f"rare_event: MCMC acceptance fell to {acc:.3f} at level {level[rows].min():.3g}: chains "
+                          "barely move, so levels may stall and the estimate (or bound) is unreliable. Try a "
+                          "scale-free score, more n_moves or more n_particles", RuntimeWarning, stacklevel=3)
         bar.update(1)
         bar.set_postfix(level=f"{level[rows].min():.3g}", log_p=f"{log_p[rows].mean():.2f}", accept=f"{acc:.2f}")
     bar.close()

@@ -16,6 +16,7 @@ from volume.nets import Architecture
 Score = Callable[[torch.Tensor], torch.Tensor]
 # Rows of theta per forward call: keeps activations [ROWS, N, width] in cache-sized pieces.
 ROWS = 1024
+TINY = 1e-300  # keeps the all-zero network (measure zero) from dividing 0 by 0
 
 
 def target_signs(target, n_inputs: int) -> torch.Tensor:
@@ -32,9 +33,13 @@ def target_signs(target, n_inputs: int) -> torch.Tensor:
 
 def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int = 0,
                         margin: float = 0.0) -> Score:
-    """Score of "computes target f on X": min over inputs of the signed output margin,
-    sign_i * out_i(theta) - margin. Positive exactly when every input is on the target's
-    side of zero by more than `margin` (margin 0: the network's function key equals f)."""
+    """Score of "computes target f on X": the min over inputs of the signed output margin,
+    (min_i sign_i * out_i(theta) - margin) / (max_i |out_i(theta)| + margin). Positive
+    exactly when every input is on the target's side of zero by more than `margin`
+    (margin 0: the network's function key equals f). The division makes the score blind
+    to the output's overall scale; without it the levels of a splitting run can creep up
+    to 0 by shrinking every output towards 0 (a degenerate region that is not the class),
+    which we saw stall runs on parity."""
     if x.ndim != 2 or x.shape[1] != arch.n_in:
         raise ValueError(f"x: needs shape [N, {arch.n_in}] for {arch.describe()}, got {tuple(x.shape)}")
     if not 0 <= output < arch.n_out:
@@ -50,7 +55,9 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
             for start in range(0, theta.shape[0], ROWS):
                 rows = theta[start : start + ROWS].to(torch.float32)
                 y = arch.forward(rows, x)[..., output]
-                out[start : start + ROWS] = (y * signs).amin(1).to(torch.float64) - margin
+                y = y.to(torch.float64)
+                scale = y.abs().amax(1) + margin + TINY
+                out[start : start + ROWS] = ((y * signs).amin(1) - margin) / scale
         return out
 
     return score

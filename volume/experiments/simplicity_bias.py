@@ -117,11 +117,7 @@ def finish(table: FunctionTable, setup_config: dict, run_dir: Path, n_total: int
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     cfg = setup.cfg
-    if state is not None and state.get("complete"):
-        table = FunctionTable.from_state(np.load(run_dir / TABLE))
-        seconds = float(results.json.loads((run_dir / results.RESULTS).read_text())["summary"]["seconds"])
-    else:
-        table, seconds = count(setup, run_dir, state)
+    table, seconds = count(setup, run_dir, state)
     chunks = shard_chunks(cfg.n_samples, cfg.shard, cfg.num_shards)
     n_shard = min(cfg.n_samples, chunks.stop * CHUNK) - chunks.start * CHUNK
     assert table.total == n_shard, (table.total, n_shard)

@@ -1,0 +1,238 @@
+"""Rare-event, conditional and basin estimators against exact values (volume.estimators.ground_truth),
+plus the checks of the exact values themselves by independent means. Fast by default; the
+>= 50-case coverage run and the 7-40-40-1 cross-check are @pytest.mark.slow."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, stats
+
+from tests.conftest import make_cfg
+from volume.errors import ConfigError
+from volume.estimators.basin import basin
+from volume.estimators.conditional import DISCONNECTED_WARNING, conditional
+from volume.estimators.ground_truth import hadamard, hadamard_case, uniform_constant_case
+from volume.estimators.rare_event import monte_carlo_score, rare_event, splitting
+from volume.estimators.scores import class_score, min_score, target_margin_score
+from volume.nets import MLP
+from volume.priors import Prior
+from volume.tasks import boolean_task
+
+FAST = dict(n_particles=250, n_runs=8, n_moves=20, progress=False)
+HALF = np.array([True] * 8 + [False] * 8)
+
+
+def score_of(case):
+    return target_margin_score(case.arch, case.x, case.target, margin=case.margin)
+
+
+def covers(estimate, exact):
+    return estimate.ci[0] <= exact <= estimate.ci[1]
+
+
+# --- the exact values, checked by independent means -------------------------------------------
+
+def test_hadamard_rows_orthogonal():
+    h = hadamard(16)
+    assert np.array_equal(h @ h.T, 16 * np.eye(16))
+
+
+def test_hadamard_quadrature_matches_adaptive_quadrature():
+    for margin, target in [(0.0, HALF), (0.5, HALF), (0.3, np.ones(16, bool))]:
+        case = hadamard_case(16, target, sigma_b=0.7, margin=margin)
+        n_pos = int(target.sum())
+        tau = 1.0
+        f = lambda b: (stats.norm.pdf(b, scale=0.7) * stats.norm.sf((margin - b) / tau) ** n_pos
+                       * stats.norm.sf((margin + b) / tau) ** (16 - n_pos))
+        value, _ = integrate.quad(f, -12, 12, epsabs=0, epsrel=1e-12, points=[0.0], limit=200)
+        assert case.log_p == pytest.approx(math.log(value), abs=1e-8)
+
+
+def test_exact_values_match_sampling_where_sampling_reaches():
+    for case in [hadamard_case(4, np.array([1, 0, 1, 1], bool)), uniform_constant_case(3, sigma_b=0.8)]:
+        est = monte_carlo_score(score_of(case), case.arch, case.prior, 200_000, seed=5, progress=False)
+        assert covers(est, case.log_p), (case.name, case.log_p, est)
+
+
+def test_ground_truth_spans_1e_minus_1_to_below_1e_minus_15():
+    values = [hadamard_case(4, np.ones(4, bool), sigma_b=2.0).log_p, hadamard_case(16, HALF, margin=1.5).log_p,
+              uniform_constant_case(4, sigma_b=0.01).log_p]
+    assert max(values) > math.log(0.1) and min(values) < math.log(1e-15)
+    assert all(np.isfinite(values))
+
+
+# --- rare event -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", [hadamard_case(16, HALF), hadamard_case(16, HALF, margin=1.0),
+                                  uniform_constant_case(4, sigma_b=0.05)], ids=lambda c: c.name)
+def test_rare_event_interval_covers_exact(case):
+    est = rare_event(score_of(case), case.arch, case.prior, seed=3, **FAST)
+    assert est.bound is None and covers(est, case.log_p), (case.name, case.log_p, est)
+    assert abs(est.log_p - case.log_p) < 0.5 and est.ci[1] - est.ci[0] < 1.2
+    assert est.n_evals > 0
+
+
+def test_rare_event_agrees_with_monte_carlo_on_an_mlp():
+    task = boolean_task(4, "pm1", "and")
+    arch, prior = MLP([4, 8, 1]), Prior()
+    score = target_margin_score(arch, task.x, task.target)
+    mc = monte_carlo_score(score, arch, prior, 200_000, seed=0, progress=False)
+    re = rare_event(score, arch, prior, seed=1, **FAST)
+    assert -8 < mc.log_p < -4  # the regime where both reach
+    gap = abs(re.log_p - mc.log_p)
+    assert gap < 1.96 * math.hypot((re.ci[1] - re.ci[0]) / 3.92, (mc.ci[1] - mc.ci[0]) / 3.92) + 0.05
+
+
+def test_rare_event_is_reproducible_and_seeded():
+    case = hadamard_case(8, np.array([1, 0, 0, 1, 1, 0, 1, 0], bool), margin=0.3)
+    a = splitting(score_of(case), case.arch, case.prior, seed=7, **FAST)
+    b = splitting(score_of(case), case.arch, case.prior, seed=7, **FAST)
+    c = splitting(score_of(case), case.arch, case.prior, seed=8, **FAST)
+    assert a.estimate == b.estimate and np.array_equal(a.run_log_p, b.run_log_p)
+    assert c.estimate.log_p != a.estimate.log_p
+
+
+def test_uniform_prior_moves_stay_in_the_box_and_in_the_class():
+    case = uniform_constant_case(3, sigma_b=0.3)
+    res = splitting(score_of(case), case.arch, case.prior, seed=0, final_population=True, **FAST)
+    half = torch.from_numpy(case.prior.std(case.arch) * math.sqrt(3))
+    assert bool((res.theta.abs() <= half).all())
+    assert bool((score_of(case)(res.theta) > 0).all())
+    assert res.theta.shape == (8 * 250, case.arch.n_params) and res.run_ids.shape == res.ancestors.shape == (2000,)
+
+
+def test_score_never_positive_gives_explicit_upper_bound():
+    arch, prior = MLP([2, 1]), Prior()
+    est = rare_event(lambda theta: -1.0 - theta[:, 0].abs().to(torch.float64), arch, prior, seed=0,
+                     max_levels=30, **FAST)
+    assert est.bound == "upper" and math.isfinite(est.log_p) and est.ci[0] == -math.inf
+    plateau = rare_event(lambda theta: torch.full((theta.shape[0],), -1.0, dtype=torch.float64), arch, prior,
+                         seed=0, **FAST)
+    assert plateau.bound == "upper" and math.isfinite(plateau.log_p) and plateau.log_p < 0
+
+
+def test_bad_input_is_rejected_clearly():
+    arch = MLP([2, 1])
+    x = boolean_task(2, "pm1").x
+    with pytest.raises(ValueError, match="one label per input, 4"):
+        target_margin_score(arch, x, np.ones(3, bool))
+    with pytest.raises(ValueError, match="needs a target"):
+        target_margin_score(arch, x, None)
+    with pytest.raises(ValueError, match="no continuous score"):
+        class_score("llamaizer")
+    with pytest.raises(ValueError, match="n_runs"):
+        rare_event(lambda t: t[:, 0], arch, Prior(), n_runs=1)
+    with pytest.raises(ValueError, match="NaN"):
+        rare_event(lambda t: torch.full((t.shape[0],), math.nan, dtype=torch.float64), arch, Prior(), **FAST)
+
+
+def test_min_score_is_the_intersection():
+    theta = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
+    s = min_score(lambda t: t[:, 0], lambda t: t[:, 1])(theta)
+    assert torch.equal(s > 0, (theta[:, 0] > 0) & (theta[:, 1] > 0))
+
+
+# --- conditional ----------------------------------------------------------------------------
+
+def test_conditional_covers_exact_ratio_and_returns_population():
+    target = np.array([1, 0, 1, 1, 0, 0, 1, 0], bool)
+    d_case, c_case = hadamard_case(8, target), hadamard_case(8, target, margin=0.6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = conditional(score_of(c_case), score_of(d_case), d_case.arch, d_case.prior, seed=2, **FAST)
+    exact = c_case.log_p - d_case.log_p
+    assert covers(res.estimate, exact), (exact, res.estimate)
+    assert res.estimate.n_evals == res.joint.n_evals + res.given.n_evals
+    assert any(DISCONNECTED_WARNING in str(w.message) for w in caught)
+    pop = res.population
+    assert bool((score_of(d_case)(pop.theta) > 0).all())
+    assert len(np.unique(pop.run_ids)) == 8 and pop.ancestors.max() < 250
+    assert 0 < res.fraction_in_class < 0.2
+
+
+# --- basin ----------------------------------------------------------------------------------
+
+def test_basin_of_a_convex_class_approaches_its_exact_volume():
+    case = hadamard_case(4, np.array([1, 0, 1, 1], bool))
+    score = score_of(case)
+    theta = case.prior.sample(case.arch, 1000, 3)
+    star = theta[(score(theta) > 0).nonzero()[0, 0]]
+    res = basin(lambda t: -score(t), star, case.arch, case.prior, 0.0, n_directions=3000, progress=False)
+    assert res.estimate.bound == "lower"
+    assert abs(res.estimate.log_p - case.log_p) < 0.15, (case.log_p, res.estimate)
+
+
+def test_basin_measures_only_the_connected_piece():
+    arch, prior = MLP([3, 1]), Prior()
+    s0 = prior.std(arch)[0]
+    # Region {|z_1| > 1}: two half-spaces. From z_1 = 2 only {z_1 > 1} is reachable.
+    loss = lambda t: 1.0 - t[:, 0].to(torch.float64).abs() / s0
+    res = basin(loss, torch.tensor([2 * s0, 0.0, 0.0, 0.0]), arch, prior, 0.0, n_directions=2000,
+                progress=False)
+    assert res.estimate.log_p == pytest.approx(math.log(stats.norm.sf(1.0)), abs=0.05)
+    with pytest.raises(ValueError, match="inside its basin"):
+        basin(loss, torch.zeros(4), arch, prior, 0.0, progress=False)
+
+
+# --- the experiment -------------------------------------------------------------------------
+
+def test_experiment_writes_estimate_and_figure(tmp_path):
+    from volume.__main__ import run
+
+    cfg = make_cfg("experiment=rare_event", "task.target=and", "estimator.n_particles=100",
+                   "estimator.n_moves=5", "estimator.n_runs=4")
+    run(cfg, tmp_path)
+    summary = json.loads((tmp_path / "results.json").read_text())["summary"]
+    est = summary["estimate"]
+    assert est["ci"][0] < est["log_p"] < est["ci"][1] < 0 and est["n_evals"] > 0 and "subset" in est["method"]
+    assert (tmp_path / "levels.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("override, key", [("estimator=basin", "estimator"), ("task.target=null", "task.target"),
+                                           ("estimator.keep=1.5", "estimator.keep"),
+                                           ("task.target=abc", "task.target")])
+def test_experiment_bad_config_is_a_config_error(tmp_path, override, key):
+    from volume.__main__ import run
+
+    with pytest.raises(ConfigError, match=key):
+        run(make_cfg("experiment=rare_event", override), tmp_path)
+    assert not (tmp_path / "results.json").exists()
+
+
+# --- slow -----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_coverage_over_fifty_exact_cases():
+    rng = np.random.default_rng(2025)
+    hits, misses = 0, []
+    for i in range(60):
+        if i % 3 == 2:
+            case = uniform_constant_case(int(rng.integers(2, 5)), sigma_b=float(rng.uniform(0.02, 1)),
+                                         margin=float(rng.uniform(0, 0.2)))
+        else:
+            m = int(rng.choice([4, 8, 16]))
+            case = hadamard_case(m, rng.random(m) < 0.5, sigma_b=float(rng.uniform(0.3, 2)),
+                                 margin=float(rng.uniform(0, 1.2)))
+        est = rare_event(score_of(case), case.arch, case.prior, seed=1000 + i, **FAST)
+        if covers(est, case.log_p):
+            hits += 1
+        else:
+            misses.append((case.name, case.log_p, str(est)))
+    assert hits / 60 >= 0.9, misses
+
+
+@pytest.mark.slow
+def test_rare_event_agrees_with_monte_carlo_on_7_40_40_1():
+    task = boolean_task(7, "01", "or")
+    arch, prior = MLP([7, 40, 40, 1]), Prior()
+    score = target_margin_score(arch, task.x, task.target)
+    mc = monte_carlo_score(score, arch, prior, 400_000, seed=0, progress=False)
+    re = rare_event(score, arch, prior, seed=1, n_particles=250, n_runs=8, n_moves=20, progress=False)
+    assert mc.bound is None and re.bound is None
+    gap = abs(re.log_p - mc.log_p)
+    assert gap < 1.96 * math.hypot((re.ci[1] - re.ci[0]) / 3.92, (mc.ci[1] - mc.ci[0]) / 3.92) + 0.05, (re, mc)
