@@ -33,6 +33,8 @@ def planted(n_blocks, width):
 def test_planted_circuits_every_placement_with_noise(n_blocks):
     for width in (2, 4):
         nets = planted(n_blocks, width)
+        if not nets:  # L = 2, w = 2: no chain, no tree, no single block fits
+            continue
         arch = nets[0][1][0]
         theta = torch.cat([t for _, (_, t) in nets])
         want = np.array([k for k, _ in nets])
@@ -88,8 +90,9 @@ def test_scores_match_labels_and_tau():
     arch, theta_tree = parity_tree(4, 4, (1, 1, 3))  # both pairs in one block: 1/2 of its power each
     frac = block_fractions(arch, theta_tree, TASK.x)
     assert classify_depth(arch, theta_tree, TASK, tau=0.4).label[0] == "parallel"
-    assert classify_depth(arch, theta_tree, TASK, tau=0.6).label[0] == "other"
-    assert class_scores(frac, 0b1111, 0.6)["other"][0] > 0
+    # at tau = 0.6 neither pair counts as computed, so the full parity has no visible intermediate
+    assert classify_depth(arch, theta_tree, TASK, tau=0.6).label[0] == "single"
+    assert class_scores(frac, 0b1111, 0.6)["single"][0] > 0
     population = Prior().sample(arch, 3000, seed=2)
     nets = planted(4, 4)
     theta = torch.cat([population, *[t for _, (_, t) in nets]])
