@@ -64,31 +64,27 @@ def function_frame(table: FunctionTable, n_total: int, boolean_cube: bool) -> pd
                          "ci_low": ci_low, "ci_high": ci_high, **comp})
 
 
-def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> list[str]:
+def _scatter(path: Path, x, y, xlabel: str, ylabel: str, title: str, loglog: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = []
     fig, ax = plt.subplots(figsize=(5, 4))
-    rank = np.arange(1, len(frame) + 1)
-    ax.loglog(rank, np.exp(frame["log_p"]), ".", ms=2)
-    ax.set_xlabel("rank of function")
-    ax.set_ylabel("P(f)")
+    (ax.loglog if loglog else ax.plot)(x, y, ".", ms=2, alpha=0.5)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.set_title(title, fontsize=9)
-    results.save_figure(run_dir / "rank.png", fig)
+    results.save_figure(path, fig)
     plt.close(fig)
-    names.append("rank.png")
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(frame["lz"], frame["log_p"] / math.log(10), ".", ms=2, alpha=0.5)
-    ax.set_xlabel("LZ complexity of f")
-    ax.set_ylabel("log10 P(f)")
-    ax.set_title(title, fontsize=9)
-    results.save_figure(run_dir / "logp_vs_lz.png", fig)
-    plt.close(fig)
-    names.append("logp_vs_lz.png")
-    return names
+
+
+def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> list[str]:
+    """rank.png (P(f) vs rank, log-log) and logp_vs_lz.png (log10 P(f) vs LZ complexity)."""
+    _scatter(run_dir / "rank.png", np.arange(1, len(frame) + 1), np.exp(frame["log_p"]), "rank of function", "P(f)",
+             title, loglog=True)
+    _scatter(run_dir / "logp_vs_lz.png", frame["lz"], frame["log_p"] / math.log(10), "LZ complexity of f",
+             "log10 P(f)", title)
+    return ["rank.png", "logp_vs_lz.png"]
 
 
 def finish(table: FunctionTable, setup_config: dict, run_dir: Path, n_total: int, boolean_cube: bool,
