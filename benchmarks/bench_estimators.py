@@ -21,7 +21,7 @@ TARGETS = (-10.0, -15.0, -20.0, -27.0)
 def hadamard_at(log_p: float):
     """Hadamard perceptron case (16 inputs, all-true target) whose margin puts log P at log_p."""
     signs = np.ones(16)
-    margin = brentq(lambda k: log_integral_gaussian(signs, 1.0, 1.0, k) - log_p, 0.0, 5.0, xtol=1e-10)
+    margin = brentq(lambda k: log_integral_gaussian(signs, 1.0, 1.0, k) - log_p, 0.0, 30.0, xtol=1e-10)
     return hadamard_case(16, np.ones(16, bool), margin=margin)
 
 

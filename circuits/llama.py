@@ -79,12 +79,6 @@ class LlamaResult:
         return {name: int((self.label == name).sum()) for name in LABELS}
 
 
-def hidden_preacts(arch: MLP, theta: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hidden pre-activations concatenated over layers [B, N, U] and the output [B, N, k]."""
-    pre = arch.preactivations(theta, x)
-    return torch.cat(pre[:-1], 2), pre[-1]
-
-
 def _unit_layer(arch: MLP, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edges = np.cumsum([0, *arch.widths[1:-1]])
     layer = np.searchsorted(edges, flat, side="right") - 1

@@ -34,11 +34,6 @@ def walsh(values: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return (v / (1 << n)).reshape(*lead, 1 << n).movedim(-1, dim)
 
 
-def popcounts(n: int) -> np.ndarray:
-    """|S| for every bitmask S < 2^n."""
-    return np.array([bin(s).count("1") for s in range(1 << n)], dtype=np.int64)
-
-
 def power_fractions(spectrum: torch.Tensor) -> torch.Tensor:
     """Share of the non-constant power on each chi_S, from coefficients [..., 2^n, c] (c
     channels, e.g. stream coordinates, summed). S = 0 gets 0; an all-constant function gets 0s."""

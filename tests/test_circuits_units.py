@@ -1,5 +1,4 @@
 """circuits.units and circuits.boolean against brute force and published counts."""
-import itertools
 
 import numpy as np
 import pytest

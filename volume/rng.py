@@ -110,30 +110,43 @@ def _normal(key, element, edges, heights, tail_start):
             return -x if negative else x
 
 
+@nb.njit(cache=True)
+def fill_row(row, scratch, key, base, scale, gaussian, edges, heights, tail_start):
+    """Elements base .. base + len(row) - 1 of the stream of `key`, element c scaled by scale[c],
+    into row; scratch is a uint64 work array at least as long as row."""
+    n_cols = row.shape[0]
+    if not gaussian:
+        for c in range(n_cols):
+            # Uniform on [-sqrt(3), sqrt(3)): unit variance.
+            u = _unit(_draw(key, base + np.uint64(c), 0))
+            row[c] = (2.0 * u - 1.0) * 1.7320508075688772 * scale[c]
+        return
+    # Pass 1 vectorises: the hashes of the ziggurat's first attempt, _draw(key, base + c, 0),
+    # with the counter as an additive recurrence. (Table lookups would need gathers, which are
+    # slow here, and table arguments may alias row, which blocks vectorising.)
+    counter = key + base * _GOLDEN
+    for c in range(n_cols):
+        scratch[c] = _mix(counter)
+        counter += _GOLDEN
+    # Pass 2, scalar: the first attempt accepts ~99% of the time; a rejected element runs
+    # the full algorithm (which repeats attempt 0 identically).
+    for c in range(n_cols):
+        h = scratch[c]
+        layer = h & np.uint64(N_LAYERS - 1)  # unsigned: no negative-index wraparound check
+        x = _unit(h) * edges[layer]
+        if x < edges[layer + np.uint64(1)]:
+            row[c] = (-x if (h >> np.uint64(8)) & np.uint64(1) else x) * scale[c]
+        else:
+            row[c] = _normal(key, base + np.uint64(c), edges, heights, tail_start) * scale[c]
+
+
 @nb.njit(parallel=True, cache=True, fastmath=False)
 def _fill(out, key, first_row, scale, gaussian, edges, heights, tail_start):
     n_rows, n_cols = out.shape
     for i in nb.prange(n_rows):
-        base = np.uint64(first_row + i) * np.uint64(n_cols)
-        row = out[i]
-        if not gaussian:
-            for c in range(n_cols):
-                # Uniform on [-sqrt(3), sqrt(3)): unit variance.
-                u = _unit(_draw(key, base + np.uint64(c), 0))
-                row[c] = (2.0 * u - 1.0) * 1.7320508075688772 * scale[c]
-            continue
-        # Pass 1, branch-free so that it vectorises: the ziggurat's first attempt, which
-        # accepts ~99% of the time; a rejected element is marked NaN.
-        for c in range(n_cols):
-            h = _mix(key + (base + np.uint64(c)) * _GOLDEN)
-            layer = h & np.uint64(N_LAYERS - 1)  # unsigned: no negative-index wraparound check
-            x = _unit(h) * edges[layer]
-            sign = 1.0 - 2.0 * np.float64((h >> np.uint64(8)) & np.uint64(1))
-            row[c] = sign * x * scale[c] if x < edges[layer + np.uint64(1)] else np.nan
-        # Pass 2: the full algorithm for the rejected ones (it repeats attempt 0 identically).
-        for c in range(n_cols):
-            if np.isnan(row[c]):
-                row[c] = _normal(key, base + np.uint64(c), edges, heights, tail_start) * scale[c]
+        scratch = np.empty(n_cols, np.uint64)
+        fill_row(out[i], scratch, key, np.uint64(first_row + i) * np.uint64(n_cols), scale, gaussian,
+                 edges, heights, tail_start)
 
 
 def _mix_int(z: int) -> int:

@@ -1,8 +1,8 @@
 """Many-seed batched training: B networks of one architecture as one tensor program.
 
 Each network has its own initialisation (row `init_id` of the prior's INIT_STREAM) and its
-own data order (epoch e's permutation of the training points is row `order_id` of stream
-ORDER_STREAM + e), so network j's run depends only on (seed, init_id[j], order_id[j]),
+own data order (its permutation of the training points in epoch e comes from row `order_id` of
+stream ORDER_STREAM + e // ORDER_BLOCK), so network j's run depends only on (seed, init_id[j], order_id[j]),
 never on which other networks share its batch. Networks do not interact, so the gradient
 of the summed loss with respect to theta[B, P] is, row by row, each network's own gradient;
 SGD (with momentum) and Adam are applied functionally to those rows.
@@ -31,7 +31,8 @@ from volume.rng import counter_sample
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("mse", "ce")
 INIT_STREAM = 1
-ORDER_STREAM = 1 << 20  # + epoch; far from the streams of prior sampling and initialisation
+ORDER_STREAM = 1 << 20  # + block of epochs; far from the streams of sampling and initialisation
+ORDER_BLOCK = 16  # epochs of data order drawn at once per network
 
 
 @dataclass(frozen=True)
@@ -100,34 +101,34 @@ class TrainResult:
         return np.where(self.fitted, "fit", "budget")
 
 
-def _contiguous_runs(ids: np.ndarray):
-    """(positions, first id) of each run of consecutive ids."""
-    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
-    for positions in np.split(np.arange(len(ids)), breaks):
-        yield positions, int(ids[positions[0]])
+def _runs(ids: np.ndarray, draw) -> np.ndarray:
+    """draw(first, n) for each run of consecutive distinct ids, gathered back to ids' order."""
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+    parts = [draw(int(run[0]), len(run)) for run in np.split(uniq, breaks)]
+    return np.concatenate(parts)[inverse.ravel()]
 
 
 def init_theta(arch: Architecture, prior: Prior, seed: int, init_ids: np.ndarray) -> torch.Tensor:
     """Initial parameters: row init_ids[j] of the prior's initialisation stream."""
-    ids = np.asarray(init_ids, dtype=np.int64)
-    out = torch.empty(len(ids), arch.n_params)
-    order = np.argsort(ids, kind="stable")
-    for positions, first in _contiguous_runs(ids[order]):
-        out[torch.from_numpy(order[positions])] = prior.sample(arch, len(positions), seed, offset=first,
-                                                               stream=INIT_STREAM)
-    return out
+    draw = lambda first, n: prior.sample(arch, n, seed, offset=first, stream=INIT_STREAM).numpy()  # noqa: E731
+    return torch.from_numpy(_runs(np.asarray(init_ids, dtype=np.int64), draw))
+
+
+def block_orders(seed: int, order_ids: np.ndarray, block: int, n_train: int) -> torch.Tensor:
+    """int64 [len(order_ids), ORDER_BLOCK, n_train]: each network's permutations of the
+    training points for epochs block*ORDER_BLOCK .. +ORDER_BLOCK-1 (argsort of counter-based
+    uniforms: row order_id of stream ORDER_STREAM + block)."""
+    scale = np.ones(ORDER_BLOCK * n_train)
+    draw = lambda first, n: counter_sample(seed, first, n, scale, "uniform", stream=ORDER_STREAM + block,  # noqa: E731
+                                           dtype=np.float64)
+    u = _runs(np.asarray(order_ids, dtype=np.int64), draw).reshape(-1, ORDER_BLOCK, n_train)
+    return torch.from_numpy(np.argsort(u, axis=2, kind="stable"))
 
 
 def epoch_order(seed: int, order_ids: np.ndarray, epoch: int, n_train: int) -> torch.Tensor:
-    """int64 [len(order_ids), n_train]: each network's permutation of the training points in
-    this epoch (argsort of counter-based uniforms, row order_id of stream ORDER_STREAM + epoch)."""
-    ids = np.asarray(order_ids, dtype=np.int64)
-    u = np.empty((len(ids), n_train))
-    order = np.argsort(ids, kind="stable")
-    for positions, first in _contiguous_runs(ids[order]):
-        u[order[positions]] = counter_sample(seed, first, len(positions), np.ones(n_train), "uniform",
-                                             stream=ORDER_STREAM + epoch, dtype=np.float64)
-    return torch.from_numpy(np.argsort(u, axis=1, kind="stable"))
+    """int64 [len(order_ids), n_train]: each network's permutation in this epoch."""
+    return block_orders(seed, order_ids, epoch // ORDER_BLOCK, n_train)[:, epoch % ORDER_BLOCK]
 
 
 def point_losses(out: torch.Tensor, sign: torch.Tensor, loss: str) -> torch.Tensor:
@@ -177,7 +178,7 @@ def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trai
     moments = [torch.empty(0, arch.n_params) for _ in range(n_moments)]
     ids = np.zeros(0, np.int64)  # which network each pool row holds
     taken = np.zeros(0, np.int64)  # updates each pool row has applied
-    order = torch.zeros(0, n_train, dtype=torch.int64)
+    order = torch.zeros(0, ORDER_BLOCK, n_train, dtype=torch.int64)
     queued = 0
     with tqdm(total=n_nets, unit="net", disable=not progress, desc=desc) as bar:
         while True:
@@ -189,7 +190,7 @@ def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trai
                 theta = torch.cat([theta, start.float()])
                 moments = [torch.cat([m, torch.zeros(len(new), arch.n_params)]) for m in moments]
                 ids, taken = np.concatenate([ids, new]), np.concatenate([taken, np.zeros(len(new), np.int64)])
-                order = torch.cat([order, torch.zeros(len(new), n_train, dtype=torch.int64)])
+                order = torch.cat([order, torch.zeros(len(new), ORDER_BLOCK, n_train, dtype=torch.int64)])
             out, leaves = _forward_with_grad(arch, theta, x)
             losses = point_losses(out, sign, trainer.loss)
             correct = ((out > 0) == label).all(1).numpy()
@@ -221,12 +222,13 @@ def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trai
 
 def _refresh_order_(order: torch.Tensor, taken: np.ndarray, ids: np.ndarray, order_ids: np.ndarray, seed: int,
                     per_epoch: int, n_train: int) -> None:
-    """New permutations for the pool rows that begin an epoch with this step."""
-    starting = np.flatnonzero(taken % per_epoch == 0)
-    epochs = taken[starting] // per_epoch
-    for epoch in np.unique(epochs):
-        rows = starting[epochs == epoch]
-        order[torch.from_numpy(rows)] = epoch_order(seed, order_ids[ids[rows]], int(epoch), n_train)
+    """Draw the next block of epoch orders for the pool rows that begin one with this step."""
+    per_block = per_epoch * ORDER_BLOCK
+    starting = np.flatnonzero(taken % per_block == 0)
+    blocks = taken[starting] // per_block
+    for block in np.unique(blocks):
+        rows = starting[blocks == block]
+        order[torch.from_numpy(rows)] = block_orders(seed, order_ids[ids[rows]], int(block), n_train)
 
 
 def _weights(order: torch.Tensor, taken: np.ndarray, per_epoch: int, batch: int, n_train: int):
@@ -234,13 +236,15 @@ def _weights(order: torch.Tensor, taken: np.ndarray, per_epoch: int, batch: int,
     minibatch (the last one of an epoch may be smaller), 0 elsewhere. Full batch: 1/M."""
     if batch == n_train:
         return torch.tensor(1.0 / n_train)
+    epoch = torch.from_numpy((taken // per_epoch) % ORDER_BLOCK)
+    this_epoch = order[torch.arange(len(taken)), epoch]
     first = torch.from_numpy((taken % per_epoch) * batch)
     position = first[:, None] + torch.arange(batch)
     inside = position < n_train
     size = inside.sum(1, keepdim=True).float()
-    points = order.gather(1, position.clamp(max=n_train - 1))
+    points = this_epoch.gather(1, position.clamp(max=n_train - 1))
     # scatter_add: a clamped duplicate adds weight 0, never overwrites a real one.
-    return torch.zeros(order.shape).scatter_add_(1, points, inside.float() / size)
+    return torch.zeros(this_epoch.shape).scatter_add_(1, points, inside.float() / size)
 
 
 @torch.no_grad()

@@ -1,0 +1,173 @@
+"""Shared by the experiments on trained populations: the training split, checkpointed stages,
+trained populations (records and final function keys) and the prior's posterior P_B(f | S)
+by counting consistent prior samples."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from volume import results
+from volume.errors import ConfigError
+from volume.estimators.monte_carlo import log_frequencies, monte_carlo_estimate
+from volume.functions import FunctionTable, keys_to_hex, output_keys, pack_bits, unpack_bits
+from volume.nets import Architecture
+from volume.population import CHUNK, batch_keys, n_chunks
+from volume.priors import Prior
+from volume.setup import Setup
+from volume.tasks import Task
+from volume.training import Trainer, build_trainer, train
+
+TRAIN_BLOCK = 4096  # networks per checkpointed block of training
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # indices of the training inputs, sorted
+    test: np.ndarray  # the held-out rest
+
+    def x(self, task: Task) -> torch.Tensor:
+        return task.x[torch.from_numpy(self.train)]
+
+    def labels(self, task: Task) -> np.ndarray:
+        return task.target[self.train]
+
+
+def common_checks(setup: Setup) -> tuple[Trainer, Split]:
+    """Checks shared by the trained-population experiments; returns the trainer and split."""
+    cfg = setup.cfg
+    if cfg.num_shards != 1:
+        raise ConfigError(f"num_shards: {cfg.experiment.name} runs in one process; must be 1, got {cfg.num_shards}")
+    if setup.task.target is None:
+        raise ConfigError(f"task.target: {cfg.experiment.name} trains on a target; set one "
+                          "(a named target or a hex key), not null")
+    trainer = build_trainer(cfg.trainer)
+    n_train, n_inputs = cfg.experiment.get("n_train"), setup.task.n_inputs
+    if not isinstance(n_train, int) or isinstance(n_train, bool) or not 1 <= n_train < n_inputs:
+        raise ConfigError(f"experiment.n_train: an integer in 1..{n_inputs - 1} (the rest is held out), got {n_train!r}")
+    split_seed = cfg.experiment.get("split_seed", 0)
+    if not isinstance(split_seed, int) or isinstance(split_seed, bool) or split_seed < 0:
+        raise ConfigError(f"experiment.split_seed: a non-negative integer, got {split_seed!r}")
+    chosen = np.random.default_rng(split_seed).permutation(n_inputs)[:n_train]
+    train_idx = np.sort(chosen)
+    return trainer, Split(train_idx, np.setdiff1d(np.arange(n_inputs), train_idx))
+
+
+class Stages:
+    """Checkpointed named stages, each a dict of arrays. Complete stages are kept in the
+    checkpoint; the running stage saves its partial arrays and resumes from them."""
+
+    def __init__(self, run_dir: Path, config: dict, state: dict | None, every_seconds: float):
+        self.run_dir, self.config, self.every = run_dir, config, every_seconds
+        self.arrays = {} if state is None or state.get("complete") is not None else dict(state)
+        self.last_save = time.perf_counter()
+
+    def get(self, name: str) -> dict[str, np.ndarray]:
+        prefix = f"{name}__"
+        return {k.removeprefix(prefix): v for k, v in self.arrays.items() if k.startswith(prefix)}
+
+    def done(self, name: str) -> bool:
+        return bool(self.get(name).get("_complete", False))
+
+    def put(self, name: str, arrays: dict[str, np.ndarray], complete: bool) -> None:
+        self.arrays.update({f"{name}__{k}": np.asarray(v) for k, v in arrays.items()})
+        self.arrays[f"{name}___complete"] = np.array(complete)
+        if complete or time.perf_counter() - self.last_save > self.every:
+            results.write_checkpoint(self.run_dir, self.config, self.arrays)
+            self.last_save = time.perf_counter()
+
+
+def trained(arch: Architecture, prior: Prior, trainer: Trainer, task: Task, split: Split, seed: int,
+            init_ids: np.ndarray, order_ids: np.ndarray, stages: Stages, name: str, progress: bool) -> dict:
+    """Train the population in checkpointed blocks. Returns per-network arrays: steps, loss,
+    fitted, keys (uint64 [n, W], the final function on all inputs)."""
+    have = stages.get(name)
+    if stages.done(name):
+        return have
+    fields = ("steps", "loss", "fitted", "keys")
+    parts = {k: [have[k]] for k in fields} if have else {k: [] for k in fields}
+    start = len(have["steps"]) if have else 0
+    x, labels = split.x(task), split.labels(task)
+    with tqdm(total=len(init_ids), initial=start, unit="net", disable=not progress, desc=name) as bar:
+        for first in range(start, len(init_ids), TRAIN_BLOCK):
+            block = slice(first, first + TRAIN_BLOCK)
+            out = train(arch, x, labels, trainer, seed, init_ids[block], order_ids[block], prior=prior,
+                        eval_x=task.x)
+            for key, value in zip(fields, (out.steps, out.loss, out.fitted, output_keys(out.outputs))):
+                parts[key].append(value)
+            arrays = {k: np.concatenate(v) for k, v in parts.items()}
+            bar.update(len(out.steps))
+            stages.put(name, arrays, complete=block.stop >= len(init_ids))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def records_frame(runs: dict, init_ids: np.ndarray, order_ids: np.ndarray, seed: int, task: Task,
+                  split: Split) -> pd.DataFrame:
+    """One row per trained network."""
+    bits = unpack_bits(runs["keys"], task.n_inputs)
+    test_acc = (bits[:, split.test] == task.target[split.test]).mean(1)
+    return pd.DataFrame({"network": np.arange(len(init_ids)), "seed": seed, "init_id": init_ids,
+                         "order_id": order_ids, "steps": runs["steps"], "final_loss": runs["loss"],
+                         "stopped_reason": np.where(runs["fitted"], "fit", "budget"),
+                         "test_accuracy": test_acc, "function": keys_to_hex(runs["keys"], task.n_inputs)})
+
+
+def held_out_keys(keys: np.ndarray, n_inputs: int, split: Split) -> np.ndarray:
+    return pack_bits(unpack_bits(keys, n_inputs)[:, split.test])
+
+
+def table_of(keys: np.ndarray, n_inputs: int) -> FunctionTable:
+    table = FunctionTable(n_inputs)
+    table.add(keys)
+    return table
+
+
+def prior_posterior(arch: Architecture, prior: Prior, task: Task, split: Split, seed: int, n_prior: int,
+                    batch_size: int, stages: Stages, name: str, progress: bool) -> tuple[FunctionTable, int]:
+    """Counts of the functions of the prior samples that fit the training set (their
+    fraction of n_prior estimates P(S); count / total estimates P_B(f | S))."""
+    have = stages.get(name)
+    table = FunctionTable.from_state(have) if have else FunctionTable(task.n_inputs)
+    if stages.done(name):
+        return table, table.total
+    next_chunk = int(have["next_chunk"]) if have else 0
+    last = n_chunks(n_prior)
+    per_batch = max(1, batch_size // CHUNK)
+    want = split.labels(task)
+    with tqdm(total=n_prior, initial=min(next_chunk * CHUNK, n_prior), unit="net", unit_scale=True,
+              disable=not progress, desc=name) as bar:
+        for first in range(next_chunk, last, per_batch):
+            batch = range(first, min(first + per_batch, last))
+            keys = batch_keys(arch, prior, task, seed, batch, n_prior)
+            fits = (unpack_bits(keys, task.n_inputs)[:, split.train] == want).all(1)
+            table.add(keys[fits])
+            bar.update(len(keys))
+            stages.put(name, {**table.state(), "next_chunk": np.array(batch.stop)}, complete=batch.stop >= last)
+    return table, table.total
+
+
+def frequencies(counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log p, ci_low, ci_high) for counts out of n; a zero count gives the exact one-sided
+    upper bound as log p, with ci_low = -inf (never log 0)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    log_p, low, high = (np.empty(len(counts)) for _ in range(3))
+    positive = counts > 0
+    if positive.any():
+        log_p[positive], low[positive], high[positive] = log_frequencies(counts[positive], n)
+    if not positive.all():
+        bound = monte_carlo_estimate(0, max(n, 1)).log_p
+        log_p[~positive], low[~positive], high[~positive] = bound, -np.inf, bound
+    return log_p, low, high
+
+
+def finished_summary(run_dir: Path, state: dict | None) -> dict | None:
+    """The stored summary when resuming a run that already finished."""
+    if state is not None and state.get("complete") is True:
+        return json.loads((run_dir / results.RESULTS).read_text())["summary"]
+    return None

@@ -1,0 +1,149 @@
+"""Experiment `sgd_vs_prior`: does training find f about as often as the prior holds it?
+
+Following Mingard et al. (arXiv 2006.15191): n_samples networks are trained from their own
+initialisation and data order on experiment.n_train inputs of the cube, labelled by
+task.target; P_SGD(f | S) is the fraction of the runs that fit S which end at f (on all
+inputs). P_B(f | S) = P(f) / P(S) is counted from experiment.n_prior prior samples: the
+fraction of those consistent with S that compute f. Writes functions.csv (every function
+either side found), records.csv (one row per run), the two count tables, a scatter of
+log P_SGD vs log P_B with intervals and the diagonal, and the summary numbers.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from volume import results
+from volume.errors import ConfigError
+from volume.estimators.monte_carlo import monte_carlo_estimate
+from volume.functions import FunctionTable, keys_to_hex, unique_counts
+from volume.setup import Setup
+
+from volume.experiments._trained import (Stages, common_checks, finished_summary, frequencies, prior_posterior,
+                                         records_frame, table_of, trained)
+
+TABLE, PRIOR_TABLE = "functions.npz", "prior_functions.npz"
+
+
+def joint_frame(sgd: FunctionTable, post: FunctionTable) -> pd.DataFrame:
+    """functions.csv: every function found by training or by the prior's posterior, most
+    frequent under training first. log_p/ci are P_SGD(f | S); *_prior are P_B(f | S)."""
+    keys = np.concatenate([sgd.keys, post.keys])
+    union, _ = unique_counts(keys)
+    index = {k.tobytes(): i for i, k in enumerate(union)}
+    count = np.zeros(len(union), np.int64)
+    count_prior = np.zeros(len(union), np.int64)
+    for table, target in ((sgd, count), (post, count_prior)):
+        for key, c in zip(table.keys, table.counts):
+            target[index[key.tobytes()]] = c
+    log_p, ci_low, ci_high = frequencies(count, sgd.total)
+    log_b, b_low, b_high = frequencies(count_prior, post.total)
+    frame = pd.DataFrame({"function": keys_to_hex(union, sgd.n_inputs), "count": count, "log_p": log_p,
+                          "ci_low": ci_low, "ci_high": ci_high, "count_prior": count_prior,
+                          "log_p_prior": log_b, "ci_low_prior": b_low, "ci_high_prior": b_high})
+    return frame.sort_values(["count", "count_prior"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def top_mass(frame: pd.DataFrame, n_sgd: int, ks: list[int]) -> dict:
+    """P_SGD's mass on the prior posterior's top-k functions, with exact intervals."""
+    by_prior = frame.sort_values("count_prior", ascending=False, kind="stable")
+    out = {}
+    for k in ks:
+        top = by_prior.head(k)
+        top = top[top["count_prior"] > 0]
+        est = monte_carlo_estimate(int(top["count"].sum()), n_sgd)
+        prior_share = float(top["count_prior"].sum() / max(frame["count_prior"].sum(), 1))
+        out[str(k)] = {"p_sgd": math.exp(est.log_p), "ci": [math.exp(c) for c in est.ci],
+                       "p_prior": prior_share}
+    return out
+
+
+def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ln10 = math.log(10)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    both = frame[(frame["count"] > 0) & (frame["count_prior"] > 0)]
+    for part, style, label in ((both, "o", "found by both"),
+                               (frame[(frame["count"] > 0) & (frame["count_prior"] == 0)], "<", "P_B: upper bound"),
+                               (frame[(frame["count"] == 0) & (frame["count_prior"] > 0)], "v", "P_SGD: upper bound")):
+        if len(part) == 0:
+            continue
+        x, y = part["log_p_prior"] / ln10, part["log_p"] / ln10
+        xerr = np.vstack([x - np.maximum(part["ci_low_prior"] / ln10, x - 3), part["ci_high_prior"] / ln10 - x])
+        yerr = np.vstack([y - np.maximum(part["ci_low"] / ln10, y - 3), part["ci_high"] / ln10 - y])
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=style, ms=3, lw=0.5, alpha=0.6, label=label)
+    low = float(min(frame["log_p"].min(), frame["log_p_prior"].min()) / ln10) - 0.5
+    ax.plot([low, 0], [low, 0], "k--", lw=1, label="P_SGD = P_B")
+    ax.set_xlabel("log10 P_B(f | S)  (prior, counted)")
+    ax.set_ylabel("log10 P_SGD(f | S)  (training runs)")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    results.save_figure(run_dir / "sgd_vs_prior.png", fig)
+    plt.close(fig)
+    return "sgd_vs_prior.png"
+
+
+def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+    cfg, task, arch = setup.cfg, setup.task, setup.arch
+    trainer, split = common_checks(setup)
+    if (summary := finished_summary(run_dir, state)) is not None:
+        return summary
+    n_prior = cfg.experiment.get("n_prior")
+    if not isinstance(n_prior, int) or isinstance(n_prior, bool) or n_prior < 1:
+        raise ConfigError(f"experiment.n_prior: a positive integer (prior samples), got {n_prior!r}")
+    top_k = list(cfg.experiment.get("top_k", [1, 10, 100]))
+    if not top_k or any(not isinstance(k, int) or k < 1 for k in top_k):
+        raise ConfigError(f"experiment.top_k: a list of positive integers, got {top_k}")
+    stages = Stages(run_dir, setup.config, state, cfg.checkpoint_seconds)
+    ids = np.arange(cfg.n_samples)
+    runs = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, "sgd", cfg.progress)
+    post, n_consistent = prior_posterior(arch, setup.prior, task, split, cfg.seed, n_prior, cfg.batch_size,
+                                         stages, "prior", cfg.progress)
+    sgd = table_of(runs["keys"][runs["fitted"]], task.n_inputs)
+    frame = joint_frame(sgd, post)
+    results.write_npz(run_dir / TABLE, sgd.state())
+    results.write_npz(run_dir / PRIOR_TABLE, post.state())
+    results.write_csv(run_dir / "functions.csv", frame)
+    results.write_csv(run_dir / "records.csv", records_frame(runs, ids, ids, cfg.seed, task, split))
+    both = frame[(frame["count"] > 0) & (frame["count_prior"] > 0)]
+    title = (f"{arch.describe()}, {trainer.optimizer} lr={trainer.lr} batch={trainer.batch_size or 'full'}; "
+             f"{sgd.total:,} fitted runs, {n_consistent:,} of {n_prior:,} prior samples fit S")
+    figure = plot(frame, run_dir, title) if len(frame) else None
+    p_s = monte_carlo_estimate(n_consistent, n_prior)
+    summary = {
+        "n_runs": int(cfg.n_samples), "n_fitted": int(sgd.total),
+        "fraction_budget": float(1 - runs["fitted"].mean()),
+        "median_steps": float(np.median(runs["steps"])), "max_steps_taken": int(runs["steps"].max()),
+        "n_train": len(split.train), "train_inputs": split.train.tolist(),
+        "n_prior": n_prior, "n_consistent": n_consistent, "log_p_train_set": p_s.to_dict(),
+        "n_functions_sgd": len(sgd), "n_functions_prior": len(post), "n_functions_shared": len(both),
+        "pearson_log": float(both["log_p"].corr(both["log_p_prior"])) if len(both) > 2 else None,
+        "spearman_log": float(both["log_p"].corr(both["log_p_prior"], method="spearman")) if len(both) > 2 else None,
+        "sgd_mass_on_prior_top": top_mass(frame, sgd.total, top_k) if sgd.total and n_consistent else None,
+        "figures": [figure] if figure else [],
+    }
+    results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
+                                                   "versions": results.versions()})
+    results.clear_checkpoint(run_dir)
+    return summary
+
+
+def describe(summary: dict) -> str:
+    def num(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    top = summary["sgd_mass_on_prior_top"] or {}
+    masses = ", ".join(f"top {k}: {v['p_sgd']:.3f} (prior {v['p_prior']:.3f})" for k, v in top.items())
+    return (f"Trained {summary['n_runs']:,} networks: {summary['n_fitted']:,} fit the {summary['n_train']} training "
+            f"points (median {summary['median_steps']:.0f} steps), ending at {summary['n_functions_sgd']:,} distinct "
+            f"functions. Of {summary['n_prior']:,} prior samples {summary['n_consistent']:,} fit them "
+            f"({summary['n_functions_prior']:,} functions); {summary['n_functions_shared']:,} functions are shared. "
+            f"Correlation of log P_SGD with log P_B on shared functions: Pearson {num(summary['pearson_log'])}, "
+            f"Spearman {num(summary['spearman_log'])}. P_SGD's mass on the prior's top functions: {masses or 'n/a'}.")
