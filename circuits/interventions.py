@@ -87,15 +87,9 @@ def residual_intervene(arch: ResidualMLP, theta: torch.Tensor, x: torch.Tensor,
                        edit: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Outputs [B, N, k] when block k's write is replaced, for rows where mask[B] holds, by
     replacement[B, N or 1, d]. edit: k -> (mask, replacement)."""
-    act = ACTIVATIONS[arch.activation]
-    r = arch.embed(x, theta.dtype).unsqueeze(0).expand(theta.shape[0], -1, -1)
+    r = arch.initial_stream(theta, x)
     for k in range(arch.n_blocks):
-        z = torch.matmul(r, arch.slice(f"W_in{k}").view(theta))
-        if arch.bias:
-            z = z + arch.slice(f"b_in{k}").view(theta).unsqueeze(1)
-        write = torch.matmul(act(z), arch.slice(f"W_out{k}").view(theta))
-        if arch.bias:
-            write = write + arch.slice(f"b_out{k}").view(theta).unsqueeze(1)
+        write = arch.block_write(theta, r, k)
         if k in edit:
             mask, value = edit[k]
             write = torch.where(mask[:, None, None], value.expand_as(write), write)

@@ -179,20 +179,26 @@ class ResidualMLP(Architecture):
         stream[:, : self.n_in] = x.to(dtype)
         return stream
 
+    def block_write(self, theta: torch.Tensor, stream: torch.Tensor, k: int) -> torch.Tensor:
+        """What block k adds to the stream[B, N, d]: W_out act(W_in r + b_in) + b_out."""
+        z = torch.matmul(stream, self.slice(f"W_in{k}").view(theta))
+        if self.bias:
+            z = z + self.slice(f"b_in{k}").view(theta).unsqueeze(1)
+        write = torch.matmul(ACTIVATIONS[self.activation](z), self.slice(f"W_out{k}").view(theta))
+        if self.bias:
+            write = write + self.slice(f"b_out{k}").view(theta).unsqueeze(1)
+        return write
+
+    def initial_stream(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x, theta.dtype).unsqueeze(0).expand(theta.shape[0], -1, -1)
+
     def block_writes(self, theta: torch.Tensor, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each block's write to the stream ([B, N, d] each) and the final stream."""
-        act = ACTIVATIONS[self.activation]
-        r = self.embed(x, theta.dtype).unsqueeze(0).expand(theta.shape[0], -1, -1)
+        r = self.initial_stream(theta, x)
         writes = []
         for k in range(self.n_blocks):
-            z = torch.matmul(r, self.slice(f"W_in{k}").view(theta))
-            if self.bias:
-                z = z + self.slice(f"b_in{k}").view(theta).unsqueeze(1)
-            write = torch.matmul(act(z), self.slice(f"W_out{k}").view(theta))
-            if self.bias:
-                write = write + self.slice(f"b_out{k}").view(theta).unsqueeze(1)
-            writes.append(write)
-            r = r + write
+            writes.append(self.block_write(theta, r, k))
+            r = r + writes[-1]
         return writes, r
 
     def readout(self, theta: torch.Tensor, stream: torch.Tensor) -> torch.Tensor:
