@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -75,9 +75,20 @@ def _propose(z: torch.Tensor, beta: torch.Tensor, kind: str, gen: torch.Generato
     return _fold(z + b * half * xi, half)
 
 
-def _t_interval(values: np.ndarray) -> tuple[float, tuple[float, float]]:
+def _ideal_var(n_levels: int, n_keep: int, N: int) -> float:
+    """Variance of one run's log P if every level had independent exact samples: each
+    quantile level adds Var(U_(k)) = psi'(n_keep + 1) - psi'(N + 1) (U_(k): the k-th of N
+    Exp(1) order statistics). MCMC correlation only adds to it, so it floors the spread."""
+    return n_levels * float(special.polygamma(1, n_keep + 1) - special.polygamma(1, N + 1))
+
+
+def _t_interval(values: np.ndarray, ideal_var: float) -> tuple[float, tuple[float, float]]:
+    """Student-t interval over independent runs; the run-to-run variance is floored at the
+    ideal variance, because with few runs the sample variance is often by chance too small
+    (measured: coverage 88% without the floor on 60 exact cases)."""
     mean = float(values.mean())
-    half = stats.t.ppf(0.5 + LEVEL / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    sd = math.sqrt(max(values.var(ddof=1), ideal_var))
+    half = stats.t.ppf(0.5 + LEVEL / 2, len(values) - 1) * sd / math.sqrt(len(values))
     return mean, (mean - half, mean + half)
 
 
@@ -107,7 +118,7 @@ def _threads_for(n_elements: int):
 
 
 def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: int = 500, n_runs: int = 8,
-              keep: float = 0.5, n_moves: int = 10, seed: int = 0, stream: int = 0, max_levels: int = 2000,
+              keep: float = 0.5, n_moves: int = 20, seed: int = 0, stream: int = 0, max_levels: int = 2000,
               max_evals: int = 10**8, final_population: bool = False, progress: bool = True) -> SplittingResult:
     """Subset simulation for log P(score > 0) under `prior`; see the module docstring.
 
@@ -195,8 +206,7 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, str
         result.theta = (z_in * std).reshape(-1, arch.n_params)
         result.run_ids = np.repeat(rows, N)
         result.ancestors = anc.reshape(-1).numpy()
-        result.estimate = Estimate(result.estimate.log_p, result.estimate.ci, n_evals, result.estimate.method,
-                                   result.estimate.bound)
+        result.estimate = replace(result.estimate, n_evals=n_evals)
     return result
 
 
@@ -230,17 +240,14 @@ def _move(z, s, thresholds, beta, rows, kind, n_moves, gen, evaluate):
 def _estimate(log_p: np.ndarray, reached: np.ndarray, levels, N: int, R: int, keep: float, n_moves: int,
               n_evals: int) -> Estimate:
     method = f"rare_event(subset simulation, {R} runs x {N} chains, keep={keep}, moves={n_moves})"
+    n_keep = round(keep * N)
     if reached.all():
-        mean, ci = _t_interval(log_p)
+        mean, ci = _t_interval(log_p, float(np.mean([_ideal_var(len(v), n_keep, N) for v in levels])))
         return Estimate(mean, ci, n_evals, method)
     # Some run never got inside. Its last level l < 0 bounds the class: P(score > 0) <=
     # P(score > l). Bound: the largest run's log P(score > l) (zero-hit bound included when
     # its last level kept no chain) plus 1.96 of its ideal (independent-sample) deviations.
-    n_keep = round(keep * N)
-    bounds = []
-    for r in range(R):
-        ideal_var = len(levels[r]) * float(special.polygamma(1, n_keep + 1) - special.polygamma(1, N + 1))
-        bounds.append(log_p[r] + 1.96 * math.sqrt(ideal_var))
+    bounds = [log_p[r] + 1.96 * math.sqrt(_ideal_var(len(levels[r]), n_keep, N)) for r in range(R)]
     upper = min(0.0, float(max(bounds)))
     return Estimate(upper, (-math.inf, upper), n_evals, method + ", class not reached", bound="upper")
 
