@@ -95,8 +95,8 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     summary = {"estimate": estimate.to_dict(), "log10_p": estimate.log10_p, "seconds": seconds,
                "evals_per_second": estimate.n_evals / max(seconds, 1e-9), "threads": torch.get_num_threads(),
                "figures": figures, **extra}
-    results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
-                                                   "versions": results.versions()})
+    results.write_json(run_dir / results.RESULTS, {"config": setup.config, "estimate": estimate.to_dict(),
+                                                   "summary": summary, "versions": results.versions()})
     return summary
 
 
