@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that numba's np.dot calls)
+from threadpoolctl import ThreadpoolController
 
 from volume.functions import n_words
 from volume.nets import MLP, Architecture
@@ -23,6 +25,9 @@ from volume.tasks import Task
 
 BLOCK = 16  # networks per parallel work item: buffers are allocated once per block
 _ACTIVATIONS = ("identity", "relu", "tanh", "sign")
+# Each sgemm must run on the calling thread: its rounding then depends on the shapes alone,
+# and the kernel's own threads are not oversubscribed.
+_BLAS = ThreadpoolController()
 
 
 def supports(arch: Architecture) -> bool:
@@ -31,79 +36,109 @@ def supports(arch: Architecture) -> bool:
 
 
 @nb.njit(cache=True)
-def _bias_activate(z, theta, b_start, activation):
-    # In place on z[N, fan_out]: + bias (b_start < 0: none), then the activation (0: none).
+def _activate(z, h, activation, ones):
+    # h[:, :fan_out] = activation(z) (0 identity, 1 relu, 2 tanh, 3 sign); h[:, fan_out] = 1 if ones.
+    # One loop nest per activation: a branch inside the nest costs a third of the whole run.
     n, m = z.shape
-    for i in range(n):
-        row = z[i]
-        if b_start >= 0:
+    if activation == 1:
+        for i in range(n):
+            src, dst = z[i], h[i]
             for j in range(m):
-                row[j] += theta[b_start + j]
-        if activation == 1:
+                dst[j] = max(src[j], np.float32(0.0))
+    elif activation == 2:
+        for i in range(n):
+            src, dst = z[i], h[i]
             for j in range(m):
-                row[j] = max(row[j], np.float32(0.0))
-        elif activation == 2:
+                dst[j] = np.tanh(src[j])
+    elif activation == 3:
+        for i in range(n):
+            src, dst = z[i], h[i]
             for j in range(m):
-                row[j] = np.tanh(row[j])
-        elif activation == 3:
-            for j in range(m):
-                row[j] = np.sign(row[j])
+                dst[j] = np.sign(src[j])
+    else:
+        for i in range(n):
+            h[i, :m] = z[i]
+    if ones:
+        for i in range(n):
+            h[i, m] = 1.0
 
 
 @nb.njit(cache=True)
-def _network_key(words, theta, buffers, x, widths, w_starts, b_starts, activation, output):
-    # The forward of one network (parameters theta) on x[N, n_in] and its packed key.
+def _network_key(words, outputs, keep, theta, x, z_buf, h_buf, widths, w_starts, bias, activation, output):
+    # One network (parameters theta) on x[N, n_in (+1 column of ones with biases)]: its packed key
+    # into words, and (if keep) its outputs into `outputs`.
+    # With biases, layer l's block W_l [fan_in, fan_out] is followed in theta by b_l [fan_out],
+    # so [h, 1] @ theta[W_l, b_l] is h @ W_l + b_l in a single sgemm.
     n_inputs = x.shape[0]
     n_layers = widths.shape[0] - 1
+    extra = 1 if bias else 0
     h = x
     for layer in range(n_layers):
-        fan_in, fan_out = widths[layer], widths[layer + 1]
+        fan_in, fan_out = widths[layer] + extra, widths[layer + 1]
         w = theta[w_starts[layer] : w_starts[layer] + fan_in * fan_out].reshape((fan_in, fan_out))
-        z = buffers[layer % 2, : n_inputs * fan_out].reshape((n_inputs, fan_out))
+        z = z_buf[: n_inputs * fan_out].reshape((n_inputs, fan_out))
         np.dot(h, w, z)
-        _bias_activate(z, theta, b_starts[layer], activation if layer < n_layers - 1 else 0)
-        h = z
+        if layer < n_layers - 1:
+            h = h_buf[layer % 2, : n_inputs * (fan_out + extra)].reshape((n_inputs, fan_out + extra))
+            _activate(z, h, activation, bias)
+    if keep:
+        outputs[:] = z[:, output]
     words[:] = 0
     for n in range(n_inputs):
-        if h[n, output] > 0:
+        if z[n, output] > 0:
             words[n >> 6] |= np.uint64(1) << np.uint64(n & 63)
 
 
 @nb.njit(parallel=True, cache=True)
-def _mlp_keys(keys, key, first_row, scale, gaussian, edges, heights, tail_start, x, widths, w_starts,
-              b_starts, activation, output):
+def _mlp_keys(keys, outputs, keep, key, first_row, scale, gaussian, edges, heights, tail_start, x, widths,
+              w_starts, bias, activation, output):
     n_nets = keys.shape[0]
     n_params = scale.shape[0]
-    max_width = widths[1:].max()
+    max_width = widths[1:].max() + 1
     for block in nb.prange((n_nets + BLOCK - 1) // BLOCK):
         theta = np.empty(n_params, np.float32)
         scratch = np.empty(n_params, np.uint64)
-        buffers = np.empty((2, x.shape[0] * max_width), np.float32)
+        z_buf = np.empty(x.shape[0] * max_width, np.float32)
+        h_buf = np.empty((2, x.shape[0] * max_width), np.float32)
         for i in range(block * BLOCK, min(n_nets, (block + 1) * BLOCK)):
             fill_row(theta, scratch, key, np.uint64(first_row + i) * np.uint64(n_params), scale, gaussian,
                      edges, heights, tail_start)
-            _network_key(keys[i], theta, buffers, x, widths, w_starts, b_starts, activation, output)
+            _network_key(keys[i], outputs[i if keep else 0], keep, theta, x, z_buf, h_buf, widths, w_starts, bias,
+                         activation, output)
 
 
 def mlp_keys(arch: MLP, prior: Prior, task: Task, seed: int, first: int, n: int, output: int = 0,
              stream: int = 0) -> np.ndarray:
     """Keys uint64 [n, W] of samples first .. first + n - 1 of run `seed` (parameters exactly
-    those of `prior.sample(arch, n, seed, offset=first, stream=stream)`)."""
+    those of `prior.sample(arch, n, seed, offset=first, stream=stream)`), output column `output`."""
+    return _run(arch, prior, task, seed, first, n, output, stream, False)[0]
+
+
+def mlp_outputs(arch: MLP, prior: Prior, task: Task, seed: int, first: int, n: int, output: int = 0,
+                stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """mlp_keys and the outputs float32 [n, N] they come from."""
+    return _run(arch, prior, task, seed, first, n, output, stream, True)
+
+
+def _run(arch, prior, task, seed, first, n, output, stream, keep_outputs):
     if not supports(arch):
         raise ValueError(f"the fused kernel covers MLPs only, got {arch.describe()}")
     if not 0 <= output < arch.n_out:
         raise ValueError(f"output must be in 0..{arch.n_out - 1}, got {output}")
     if task.x.shape[1] != arch.n_in:
         raise ValueError(f"task inputs have width {task.x.shape[1]}, the network expects {arch.n_in}")
-    keys = np.empty((n, n_words(task.x.shape[0])), dtype=np.uint64)
+    n_inputs = task.x.shape[0]
+    keys = np.empty((n, n_words(n_inputs)), dtype=np.uint64)
+    outputs = np.empty((n if keep_outputs else 1, n_inputs), dtype=np.float32)  # row 0 unused if not kept
     if n == 0:
-        return keys
-    layers = range(arch.n_layers)
-    w_starts = np.array([arch.slice(f"W{k}").start for k in layers], dtype=np.int64)
-    b_starts = np.array([arch.slice(f"b{k}").start if arch.bias else -1 for k in layers], dtype=np.int64)
-    x = np.ascontiguousarray(task.x.numpy(), dtype=np.float32)
-    _mlp_keys(keys, seed_key(seed, stream), np.int64(first), np.ascontiguousarray(prior.std(arch)),
-              prior.distribution == "normal", EDGES, HEIGHTS, TAIL_START, x,
-              np.array(arch.widths, dtype=np.int64), w_starts, b_starts, _ACTIVATIONS.index(arch.activation),
-              np.int64(output))
-    return keys
+        return keys, outputs[:0]
+    w_starts = np.array([arch.slice(f"W{k}").start for k in range(arch.n_layers)], dtype=np.int64)
+    x = task.x.numpy().astype(np.float32)
+    if arch.bias:
+        x = np.concatenate([x, np.ones((n_inputs, 1), np.float32)], 1)
+    with _BLAS.limit(limits=1, user_api="blas"):
+        _mlp_keys(keys, outputs, keep_outputs, seed_key(seed, stream), np.int64(first),
+                  np.ascontiguousarray(prior.std(arch)), prior.distribution == "normal", EDGES, HEIGHTS, TAIL_START, np.ascontiguousarray(x),
+                  np.array(arch.widths, dtype=np.int64), w_starts, arch.bias, _ACTIVATIONS.index(arch.activation),
+                  np.int64(output))
+    return keys, outputs
