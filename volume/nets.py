@@ -175,7 +175,7 @@ class ResidualMLP(Architecture):
         self.slices = self._layout(blocks)
 
     def embed(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        stream = torch.zeros(x.shape[0], self.stream_width, dtype=dtype)
+        stream = torch.zeros(x.shape[0], self.stream_width, dtype=dtype, device=x.device)
         stream[:, : self.n_in] = x.to(dtype)
         return stream
 

@@ -36,25 +36,27 @@ def chunk_theta(arch: Architecture, prior: Prior, seed: int, chunks: range) -> t
 
 
 def batch_keys(arch: Architecture, prior: Prior, task: Task, seed: int, chunks: range, n_samples: int,
-               output: int = 0) -> np.ndarray:
-    """Function keys of the samples of `chunks` that lie below n_samples. MLPs: the fused
-    kernel. Otherwise (torch_keys) sampling is done for all chunks at once (any batch gives
-    the same rows) and the forward runs per chunk, always at shape [CHUNK, ...]."""
-    if fused.supports(arch):
+               output: int = 0, device: str = "cpu") -> np.ndarray:
+    """Function keys of the samples of `chunks` that lie below n_samples. MLPs on the CPU: the
+    fused kernel. Otherwise (torch_keys, on `device`) sampling is done for all chunks at once
+    (any batch gives the same rows) and the forward runs per chunk, always at shape [CHUNK, ...]."""
+    if device == "cpu" and fused.supports(arch):
         first = chunks.start * CHUNK
         return fused.mlp_keys(arch, prior, task, seed, first, max(0, min(chunks.stop * CHUNK, n_samples) - first),
                               output)
-    return torch_keys(arch, prior, task, seed, chunks, n_samples, output)
+    return torch_keys(arch, prior, task, seed, chunks, n_samples, output, device)
 
 
 def torch_keys(arch: Architecture, prior: Prior, task: Task, seed: int, chunks: range, n_samples: int,
-               output: int = 0) -> np.ndarray:
-    """batch_keys through prior.sample and arch.forward (any architecture)."""
-    theta = chunk_theta(arch, prior, seed, chunks)
+               output: int = 0, device: str = "cpu") -> np.ndarray:
+    """batch_keys through prior.sample and arch.forward (any architecture, any device; the
+    samples are drawn on the CPU, so they are the same on every device)."""
+    theta = chunk_theta(arch, prior, seed, chunks).to(device)
+    x = task.x.to(device)
     keys = []
     with torch.inference_mode():
         for i, chunk in enumerate(chunks):
-            outputs = arch.forward(theta[i * CHUNK : (i + 1) * CHUNK], task.x)[..., output]
+            outputs = arch.forward(theta[i * CHUNK : (i + 1) * CHUNK], x)[..., output].cpu()
             keep = min(CHUNK, n_samples - chunk * CHUNK)
             keys.append(output_keys(outputs[:keep]))
     return np.concatenate(keys)

@@ -44,7 +44,8 @@ def count(setup: Setup, run_dir: Path, state: dict | None) -> tuple[FunctionTabl
         per_batch = max(1, cfg.batch_size // CHUNK)
         for first in range(next_chunk, chunks.stop, per_batch):
             batch = range(first, min(first + per_batch, chunks.stop))
-            keys = batch_keys(setup.arch, setup.prior, setup.task, cfg.seed, batch, cfg.n_samples)
+            keys = batch_keys(setup.arch, setup.prior, setup.task, cfg.seed, batch, cfg.n_samples,
+                              device=cfg.device)
             table.add(keys)
             bar.update(len(keys))
             if time.perf_counter() - last_save > cfg.checkpoint_seconds and batch.stop < chunks.stop:
