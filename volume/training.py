@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from volume.errors import ConfigError
-from volume.nets import Architecture
+from volume.nets import ACTIVATIONS, MLP, Architecture
 from volume.priors import Prior
 from volume.rng import counter_sample
 
@@ -138,12 +138,55 @@ def point_losses(out: torch.Tensor, sign: torch.Tensor, loss: str) -> torch.Tens
     return torch.nn.functional.softplus(-sign * out)
 
 
-def _forward_with_grad(arch: Architecture, theta: torch.Tensor, x: torch.Tensor):
-    # One leaf per named slice, joined by cat: its backward hands each leaf its gradient
-    # block directly, instead of scattering every slice into a zero-filled [B, P] buffer.
-    leaves = [theta[:, s.start : s.stop].detach().requires_grad_() for s in arch.slices]
-    out = arch.forward(torch.cat(leaves, 1), x)[..., 0]
-    return out, leaves
+_ACTIVATION_GRADS = {"relu": lambda z, h: (z > 0).to(z.dtype), "tanh": lambda z, h: 1 - h * h,
+                     "identity": lambda z, h: torch.ones_like(z)}
+
+
+def losses_and_grad(arch: Architecture, theta: torch.Tensor, x: torch.Tensor, sign: torch.Tensor, loss: str):
+    """Outputs out[B, M], per-point losses [B, M], and a function weights -> gradient[B, P] of
+    sum_j sum_i weights[j, i] * loss[j, i]: row j is network j's own gradient, since networks
+    do not interact. MLPs get a hand-written backward pass (one bmm per weight gradient,
+    written straight into its slice); other architectures use autograd."""
+    if isinstance(arch, MLP) and arch.activation in _ACTIVATION_GRADS:
+        return _mlp_losses_and_grad(arch, theta, x, sign, loss)
+    leaf = theta.detach().requires_grad_()
+    out = arch.forward(leaf, x)[..., 0]
+    losses = point_losses(out, sign, loss)
+    return out.detach(), losses.detach(), lambda w: torch.autograd.grad((losses * w).sum(), leaf)[0]
+
+
+def _mlp_losses_and_grad(arch: MLP, theta: torch.Tensor, x: torch.Tensor, sign: torch.Tensor, loss: str):
+    inputs, pre = [], []
+    h = x.expand(theta.shape[0], *x.shape)
+    for layer in range(arch.n_layers):
+        z = torch.bmm(h, arch.slice(f"W{layer}").view(theta))
+        if arch.bias:
+            z += arch.slice(f"b{layer}").view(theta).unsqueeze(1)
+        inputs.append(h)
+        pre.append(z)
+        h = ACTIVATIONS[arch.activation](z) if layer < arch.n_layers - 1 else z
+    out = h[..., 0]
+    losses = point_losses(out, sign, loss)
+
+    def grad_of(weights: torch.Tensor) -> torch.Tensor:
+        if loss == "mse":
+            d_out = 2 * (out - sign)
+        else:
+            d_out = -sign * torch.sigmoid(-sign * out)
+        dz = (d_out * weights).unsqueeze(2)
+        grad = torch.empty_like(theta)
+        for layer in reversed(range(arch.n_layers)):
+            w = arch.slice(f"W{layer}")
+            grad[:, w.start : w.stop] = torch.bmm(inputs[layer].transpose(1, 2), dz).reshape(len(theta), -1)
+            if arch.bias:
+                b = arch.slice(f"b{layer}")
+                grad[:, b.start : b.stop] = dz.sum(1)
+            if layer:
+                dz = torch.bmm(dz, w.view(theta).transpose(1, 2))
+                dz *= _ACTIVATION_GRADS[arch.activation](pre[layer - 1], inputs[layer])
+        return grad
+
+    return out, losses, grad_of
 
 
 def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trainer, seed: int = 0,
@@ -153,9 +196,13 @@ def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trai
     """Train networks on inputs x[M, n] with boolean labels[M]. Network j starts from theta0[j]
     or, without theta0, from row init_ids[j] of the prior's initialisation stream; its data
     order is row order_ids[j] (default: init_ids, or 0..B-1). At most trainer.pool networks
-    run at once; a stopped network's slot is refilled from the queue at once."""
+    run at once; stopped networks' slots are refilled from the queue once an eighth of the
+    pool is idle."""
     if arch.n_out != 1:
         raise ConfigError(f"model.n_out: training fits one output (keys threshold it at 0), got {arch.n_out}")
+    if getattr(arch, "activation", None) == "sign":
+        raise ConfigError("model.activation: 'sign' has zero gradient almost everywhere; train with relu, tanh "
+                          "or identity")
     if (theta0 is None) == (prior is None):
         raise ValueError("give exactly one of theta0 (initial parameters) and prior (to sample them)")
     n_nets = theta0.shape[0] if theta0 is not None else len(init_ids)
@@ -180,42 +227,45 @@ def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trai
     taken = np.zeros(0, np.int64)  # updates each pool row has applied
     order = torch.zeros(0, ORDER_BLOCK, n_train, dtype=torch.int64)
     queued = 0
+    live = np.zeros(0, bool)  # pool rows still training (stopped rows idle until the next compaction)
     with tqdm(total=n_nets, unit="net", disable=not progress, desc=desc) as bar:
         while True:
-            free = trainer.pool - len(ids)
-            if queued < n_nets and (free >= max(1, trainer.pool // 8) or len(ids) == 0):
-                new = np.arange(queued, min(n_nets, queued + free))
-                queued = new[-1] + 1
-                start = theta0[new] if theta0 is not None else init_theta(arch, prior, seed, init_ids[new])
-                theta = torch.cat([theta, start.float()])
-                moments = [torch.cat([m, torch.zeros(len(new), arch.n_params)]) for m in moments]
-                ids, taken = np.concatenate([ids, new]), np.concatenate([taken, np.zeros(len(new), np.int64)])
-                order = torch.cat([order, torch.zeros(len(new), ORDER_BLOCK, n_train, dtype=torch.int64)])
-            out, leaves = _forward_with_grad(arch, theta, x)
-            losses = point_losses(out, sign, trainer.loss)
+            # Compact and refill only once an eighth of the pool is idle: gathers cost a pass over
+            # all pool rows, so doing it for every stopped network would cost more than it saves.
+            idle = int((~live).sum()) + trainer.pool - len(live)
+            if idle >= max(1, trainer.pool // 8) or not live.any():
+                keep = torch.from_numpy(live)
+                new = np.arange(queued, min(n_nets, queued + trainer.pool - int(live.sum())))
+                queued += len(new)
+                if theta0 is not None or len(new) == 0:
+                    start = (theta0 if theta0 is not None else theta)[torch.from_numpy(new)]
+                else:
+                    start = init_theta(arch, prior, seed, init_ids[new])
+                theta = torch.cat([theta[keep], start.float()])
+                moments = [torch.cat([m[keep], torch.zeros(len(new), arch.n_params)]) for m in moments]
+                ids = np.concatenate([ids[live], new])
+                taken = np.concatenate([taken[live], np.zeros(len(new), np.int64)])
+                order = torch.cat([order[keep], torch.zeros(len(new), ORDER_BLOCK, n_train, dtype=torch.int64)])
+                live = np.ones(len(ids), bool)
+            out, losses, grad_of = losses_and_grad(arch, theta, x, sign, trainer.loss)
             correct = ((out > 0) == label).all(1).numpy()
-            done = correct | (taken >= trainer.max_steps)
-            kept = torch.from_numpy(~done)
+            done = live & (correct | (taken >= trainer.max_steps))
             if done.any():
-                rows = ids[done]
+                rows, pick = ids[done], torch.from_numpy(done)
                 result.steps[rows], result.fitted[rows] = taken[done], correct[done]
-                result.loss[rows] = losses[torch.from_numpy(done)].detach().mean(1).double().numpy()
+                result.loss[rows] = losses[pick].mean(1).double().numpy()
                 with torch.no_grad():
                     if keep_theta:
-                        result.theta[rows] = theta[torch.from_numpy(done)]
+                        result.theta[rows] = theta[pick]
                     if eval_x is not None:
-                        result.outputs[rows] = arch.forward(theta[torch.from_numpy(done)], eval_x)[..., 0]
-                bar.update(int(done.sum()))
-                if done.all() and queued == n_nets:
+                        result.outputs[rows] = arch.forward(theta[pick], eval_x)[..., 0]
+                bar.update(len(rows))
+                live &= ~done
+                if not live.any() and queued == n_nets:
                     return result
-                theta, ids, taken, order = theta[kept], ids[~done], taken[~done], order[kept]
-                moments = [m[kept] for m in moments]
-                losses = losses[kept]
             if batch < n_train:
                 _refresh_order_(order, taken, ids, order_ids, seed, per_epoch, n_train)
-            objective = (losses * _weights(order, taken, per_epoch, batch, n_train)).sum()
-            grad = torch.cat(torch.autograd.grad(objective, leaves), 1)
-            grad = grad[kept] if len(ids) < len(kept) else grad
+            grad = grad_of(_weights(order, taken, per_epoch, batch, n_train))
             _update_(theta, grad, moments, trainer, taken + 1)
             taken = taken + 1
 
@@ -264,3 +314,34 @@ def _update_(theta: torch.Tensor, grad: torch.Tensor, moments: list[torch.Tensor
     root2 = torch.from_numpy(np.sqrt(1 - trainer.beta2 ** step.astype(np.float64))).float()[:, None]
     denom = v.sqrt().div_(root2).add_(trainer.eps)
     theta.addcdiv_(m, denom.mul_(correction1), value=-trainer.lr)
+
+
+def train_one_textbook(arch: Architecture, theta0: torch.Tensor, x: torch.Tensor, labels: np.ndarray,
+                       trainer: Trainer, seed: int = 0, order_id: int = 0) -> tuple[torch.Tensor, int, bool]:
+    """One network trained the usual way (a leaf tensor, torch.optim, loss.backward()), with the
+    same data order and stopping rule as `train`: the naive baseline of the benchmark and the
+    independent reference of the tests. Returns (final theta[P], steps, fitted)."""
+    p = theta0.detach().clone().float().unsqueeze(0).requires_grad_()
+    if trainer.optimizer == "adam":
+        opt = torch.optim.Adam([p], lr=trainer.lr, betas=(trainer.beta1, trainer.beta2), eps=trainer.eps)
+    else:
+        opt = torch.optim.SGD([p], lr=trainer.lr, momentum=trainer.momentum)
+    n = x.shape[0]
+    batch = trainer.batch_size if 0 < trainer.batch_size < n else n
+    per_epoch = -(-n // batch)
+    label = np.asarray(labels, dtype=bool)
+    sign = torch.from_numpy(label).float() * 2 - 1
+    perm = None
+    for t in range(trainer.max_steps + 1):
+        out = arch.forward(p, x.float())[0, :, 0]
+        fitted = bool(((out > 0).numpy() == label).all())
+        if fitted or t == trainer.max_steps:
+            return p.detach()[0], t, fitted
+        if t % (per_epoch * ORDER_BLOCK) == 0:
+            perm = block_orders(seed, np.array([order_id]), t // (per_epoch * ORDER_BLOCK), n)[0]
+        points = perm[(t // per_epoch) % ORDER_BLOCK, (t % per_epoch) * batch : (t % per_epoch + 1) * batch]
+        loss = point_losses(out[points], sign[points], trainer.loss).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    raise AssertionError("unreachable")

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from volume import results
 from volume.errors import ConfigError
 from volume.estimators.monte_carlo import log_frequencies, monte_carlo_estimate
-from volume.functions import FunctionTable, keys_to_hex, output_keys, pack_bits, unpack_bits
+from volume.functions import FunctionTable, keys_to_hex, output_keys, pack_bits, unique_counts, unpack_bits
 from volume.nets import Architecture
 from volume.population import CHUNK, batch_keys, n_chunks
 from volume.priors import Prior
@@ -50,7 +50,8 @@ def common_checks(setup: Setup) -> tuple[Trainer, Split]:
     trainer = build_trainer(cfg.trainer)
     n_train, n_inputs = cfg.experiment.get("n_train"), setup.task.n_inputs
     if not isinstance(n_train, int) or isinstance(n_train, bool) or not 1 <= n_train < n_inputs:
-        raise ConfigError(f"experiment.n_train: an integer in 1..{n_inputs - 1} (the rest is held out), got {n_train!r}")
+        raise ConfigError(f"experiment.n_train: an integer in 1..{n_inputs - 1} (the rest is held out), "
+                          f"got {n_train!r}")
     split_seed = cfg.experiment.get("split_seed", 0)
     if not isinstance(split_seed, int) or isinstance(split_seed, bool) or split_seed < 0:
         raise ConfigError(f"experiment.split_seed: a non-negative integer, got {split_seed!r}")
@@ -171,3 +172,15 @@ def finished_summary(run_dir: Path, state: dict | None) -> dict | None:
     if state is not None and state.get("complete") is True:
         return json.loads((run_dir / results.RESULTS).read_text())["summary"]
     return None
+
+
+def aligned_counts(a: FunctionTable, b: FunctionTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The union of two tables' keys and each table's count of every key (0 when absent)."""
+    union, _ = unique_counts(np.concatenate([a.keys, b.keys]))
+    index = {key.tobytes(): i for i, key in enumerate(union)}
+    out = []
+    for table in (a, b):
+        counts = np.zeros(len(union), np.int64)
+        counts[[index[key.tobytes()] for key in table.keys]] = table.counts
+        out.append(counts)
+    return union, out[0], out[1]

@@ -30,8 +30,8 @@ from volume.functions import FunctionTable, unique_counts
 from volume.nets import build_architecture
 from volume.setup import Setup
 
-from volume.experiments._trained import (Stages, common_checks, finished_summary, held_out_keys, prior_posterior,
-                                         records_frame, table_of, trained)
+from volume.experiments._trained import (Stages, aligned_counts, common_checks, finished_summary, held_out_keys,
+                                         prior_posterior, records_frame, table_of, trained)
 
 Z95 = 1.959963984540054
 
@@ -83,11 +83,8 @@ def grouped_collision(group: np.ndarray, keys: np.ndarray) -> Estimate:
 def shared_tv(sgd: FunctionTable, post: FunctionTable, n_boot: int, seed: int) -> dict:
     """Total variation between P_SGD and P_B, each renormalised on the functions both found,
     with a parametric-bootstrap 95% interval (both count vectors redrawn from multinomials)."""
-    keys = np.concatenate([sgd.keys, post.keys])
-    union, inverse = np.unique(keys.view(np.dtype((np.void, 8 * keys.shape[1]))).ravel(), return_inverse=True)
-    a = np.zeros(len(union)), np.zeros(len(union))
-    np.add.at(a[0], inverse[: len(sgd.keys)], sgd.counts)
-    np.add.at(a[1], inverse[len(sgd.keys):], post.counts)
+    _, c_sgd, c_post = aligned_counts(sgd, post)
+    a = c_sgd.astype(float), c_post.astype(float)
 
     def tv(c_sgd: np.ndarray, c_post: np.ndarray) -> float:
         shared = (c_sgd > 0) & (c_post > 0)
@@ -160,8 +157,9 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
                "n_consistent": n_consistent}
         estimates = {"collision": collision(unique_counts(test_keys)[1]) if fit.sum() >= 2 else None}
         fit_same = same["fitted"]
+        groups_ok = (np.bincount(same_init[fit_same], minlength=exp.n_inits) >= 2).sum() >= 2
         estimates["collision_same_init"] = grouped_collision(
-            same_init[fit_same], held_out_keys(same["keys"][fit_same], task.n_inputs, split))
+            same_init[fit_same], held_out_keys(same["keys"][fit_same], task.n_inputs, split)) if groups_ok else None
         estimates["collision_posterior"] = collision(post.counts) if n_consistent >= 2 else None
         for name, est in estimates.items():
             row[name] = None if est is None else math.exp(est.log_p)
@@ -181,7 +179,8 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     results.write_csv(run_dir / "records.csv", pd.concat(records, ignore_index=True))
     figure = plot(table, run_dir, f"depth {exp.depth}, {trainer.optimizer} lr={trainer.lr} batch={trainer.batch_size}, "
                                   f"{cfg.n_samples} runs/width")
-    summary = {"widths": table.to_dict(orient="records"), "n_train": len(split.train), "figures": [figure]}
+    summary = {"widths": table.to_dict(orient="records"), "n_train": len(split.train),
+               "train_inputs": split.train.tolist(), "figures": [figure]}
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
                                                    "versions": results.versions()})
     results.clear_checkpoint(run_dir)

@@ -19,11 +19,11 @@ import pandas as pd
 from volume import results
 from volume.errors import ConfigError
 from volume.estimators.monte_carlo import monte_carlo_estimate
-from volume.functions import FunctionTable, keys_to_hex, unique_counts
+from volume.functions import FunctionTable, keys_to_hex
 from volume.setup import Setup
 
-from volume.experiments._trained import (Stages, common_checks, finished_summary, frequencies, prior_posterior,
-                                         records_frame, table_of, trained)
+from volume.experiments._trained import (Stages, aligned_counts, common_checks, finished_summary, frequencies,
+                                         prior_posterior, records_frame, table_of, trained)
 
 TABLE, PRIOR_TABLE = "functions.npz", "prior_functions.npz"
 
@@ -31,14 +31,7 @@ TABLE, PRIOR_TABLE = "functions.npz", "prior_functions.npz"
 def joint_frame(sgd: FunctionTable, post: FunctionTable) -> pd.DataFrame:
     """functions.csv: every function found by training or by the prior's posterior, most
     frequent under training first. log_p/ci are P_SGD(f | S); *_prior are P_B(f | S)."""
-    keys = np.concatenate([sgd.keys, post.keys])
-    union, _ = unique_counts(keys)
-    index = {k.tobytes(): i for i, k in enumerate(union)}
-    count = np.zeros(len(union), np.int64)
-    count_prior = np.zeros(len(union), np.int64)
-    for table, target in ((sgd, count), (post, count_prior)):
-        for key, c in zip(table.keys, table.counts):
-            target[index[key.tobytes()]] = c
+    union, count, count_prior = aligned_counts(sgd, post)
     log_p, ci_low, ci_high = frequencies(count, sgd.total)
     log_b, b_low, b_high = frequencies(count_prior, post.total)
     frame = pd.DataFrame({"function": keys_to_hex(union, sgd.n_inputs), "count": count, "log_p": log_p,
@@ -61,6 +54,35 @@ def top_mass(frame: pd.DataFrame, n_sgd: int, ks: list[int]) -> dict:
     return out
 
 
+def rare_event_prior(frame: pd.DataFrame, setup: Setup, p_s, top: int, below: int, options: dict,
+                     stages: Stages) -> pd.DataFrame:
+    """log P_B(f | S) = log P(f) - log P(S) by subset simulation (volume.estimators) for the
+    `top` functions training finds most often whose prior count is below `below`; the
+    interval combines both ends conservatively (P(f) low minus P(S) high, and vice versa).
+    prior_rare_bound is 'upper' where the estimator could only bound P(f) from above."""
+    from volume.estimators.rare_event import rare_event
+    from volume.estimators.scores import target_margin_score
+    from volume.tasks import key_to_bits
+
+    frame = frame.assign(log_p_prior_rare=np.nan, ci_low_prior_rare=np.nan, ci_high_prior_rare=np.nan,
+                         prior_rare_bound="")
+    chosen = frame[(frame["count"] > 0) & (frame["count_prior"] < below)].head(top)
+    for i, (row, key) in enumerate(zip(chosen.index, chosen["function"])):
+        name = f"rare{i}"
+        if not stages.done(name):
+            score = target_margin_score(setup.arch, setup.task.x, key_to_bits(key, setup.task.n_inputs))
+            est = rare_event(score, setup.arch, setup.prior, seed=setup.cfg.seed, stream=1000 + i,
+                             progress=setup.cfg.progress, **options)
+            stages.put(name, {"log_p": est.log_p, "ci": np.array(est.ci), "upper": est.bound == "upper"},
+                       complete=True)
+        got = stages.get(name)
+        low, high = got["ci"]
+        frame.loc[row, ["log_p_prior_rare", "ci_low_prior_rare", "ci_high_prior_rare"]] = [
+            float(got["log_p"]) - p_s.log_p, low - p_s.ci[1], high - p_s.ci[0]]
+        frame.loc[row, "prior_rare_bound"] = "upper" if bool(got["upper"]) else ""
+    return frame
+
+
 def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
     import matplotlib
 
@@ -79,7 +101,17 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
         xerr = np.vstack([x - np.maximum(part["ci_low_prior"] / ln10, x - 3), part["ci_high_prior"] / ln10 - x])
         yerr = np.vstack([y - np.maximum(part["ci_low"] / ln10, y - 3), part["ci_high"] / ln10 - y])
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=style, ms=3, lw=0.5, alpha=0.6, label=label)
-    low = float(min(frame["log_p"].min(), frame["log_p_prior"].min()) / ln10) - 0.5
+    rare = frame[frame["log_p_prior_rare"].notna()] if "log_p_prior_rare" in frame else frame.iloc[:0]
+    if len(rare):
+        x, y = rare["log_p_prior_rare"] / ln10, rare["log_p"] / ln10
+        low = np.maximum(rare["ci_low_prior_rare"] / ln10, x - 3)
+        xerr = np.vstack([x - low, rare["ci_high_prior_rare"] / ln10 - x])
+        yerr = np.vstack([y - rare["ci_low"] / ln10, rare["ci_high"] / ln10 - y])
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="s", ms=4, lw=0.8, color="C3", label="P_B by rare-event estimator")
+    lows = [frame["log_p"].min(), frame["log_p_prior"].min()]
+    if len(rare):
+        lows.append(rare["log_p_prior_rare"].min())
+    low = float(min(lows) / ln10) - 0.5
     ax.plot([low, 0], [low, 0], "k--", lw=1, label="P_SGD = P_B")
     ax.set_xlabel("log10 P_B(f | S)  (prior, counted)")
     ax.set_ylabel("log10 P_SGD(f | S)  (training runs)")
@@ -98,6 +130,15 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     n_prior = cfg.experiment.get("n_prior")
     if not isinstance(n_prior, int) or isinstance(n_prior, bool) or n_prior < 1:
         raise ConfigError(f"experiment.n_prior: a positive integer (prior samples), got {n_prior!r}")
+    rare_top, rare_below = cfg.experiment.get("rare_event_top", 0), cfg.experiment.get("rare_event_below", 10)
+    for key, value in (("rare_event_top", rare_top), ("rare_event_below", rare_below)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"experiment.{key}: a non-negative integer, got {value!r}")
+    rare_options = dict(cfg.experiment.get("rare_event_options") or {})
+    allowed = {"n_particles", "n_runs", "keep", "n_moves", "max_levels", "max_evals"}
+    if set(rare_options) - allowed:
+        raise ConfigError(f"experiment.rare_event_options: unknown {sorted(set(rare_options) - allowed)}; "
+                          f"allowed: {sorted(allowed)}")
     top_k = list(cfg.experiment.get("top_k", [1, 10, 100]))
     if not top_k or any(not isinstance(k, int) or k < 1 for k in top_k):
         raise ConfigError(f"experiment.top_k: a list of positive integers, got {top_k}")
@@ -108,6 +149,9 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
                                          stages, "prior", cfg.progress)
     sgd = table_of(runs["keys"][runs["fitted"]], task.n_inputs)
     frame = joint_frame(sgd, post)
+    p_s = monte_carlo_estimate(n_consistent, n_prior)
+    if rare_top and n_consistent:
+        frame = rare_event_prior(frame, setup, p_s, rare_top, rare_below, rare_options, stages)
     results.write_npz(run_dir / TABLE, sgd.state())
     results.write_npz(run_dir / PRIOR_TABLE, post.state())
     results.write_csv(run_dir / "functions.csv", frame)
@@ -116,7 +160,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     title = (f"{arch.describe()}, {trainer.optimizer} lr={trainer.lr} batch={trainer.batch_size or 'full'}; "
              f"{sgd.total:,} fitted runs, {n_consistent:,} of {n_prior:,} prior samples fit S")
     figure = plot(frame, run_dir, title) if len(frame) else None
-    p_s = monte_carlo_estimate(n_consistent, n_prior)
     summary = {
         "n_runs": int(cfg.n_samples), "n_fitted": int(sgd.total),
         "fraction_budget": float(1 - runs["fitted"].mean()),

@@ -1,0 +1,257 @@
+"""Experiment `llamaizer`: does extra internal computation cost more volume than the
+multiplicity of possible computations adds?
+
+Task: pm1 cube over n = len(target_vars) + m bits, target (default andor) on target_vars;
+the other m bits are distractors. A llama h is a non-constant function of the distractors;
+deep when not linearly separable (|H_m| of them), shallow otherwise. Class "llamaizer(h)":
+some hidden unit's thresholded truth table is exactly h (circuits.llama). For each symmetry
+class of h (permutation/negation of the distractor bits) one representative h is measured:
+log P(llamaizer(h) | target) by rare-event splitting on min(target margin, max over units of
+the unit's margin against h), both margins divided by their scale (circuits/docs). The
+symmetry is exact: permuting/negating distractor inputs is a relabelling of first-layer
+weight rows and bias shifts that keeps the symmetric Gaussian prior and the target, so every
+member of a class has the same volume. Sums over classes weighted by class sizes give
+sum_h P(llamaizer(h) | target) = E[number of distinct llamas carried | target], an upper
+bound on P(some llama | target) (union bound); the largest single class is a lower bound.
+Controls: units carrying a function of two target bits or of one target and one distractor.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from circuits import boolean
+from circuits.llama import classify_llamas, split_of
+from circuits.units import function_margins
+from volume import results
+from volume.complexity import complexity_table
+from volume.errors import ConfigError
+from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
+from volume.experiments import _classes
+from volume.nets import MLP
+from volume.setup import Setup
+
+AND, XOR = 0b1000, 0b0110  # keys over two variables
+KINDS = ("deep", "shallow")
+
+
+def unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
+    """min(target margin, max over hidden units and keys of the unit's margin against the
+    function key of `variables`), each margin divided by its own max |value| over the cube
+    (scale-free, so splitting levels cannot creep to 0 by shrinking units; the positive set
+    is that of circuits.llama.llama_score). One forward pass serves both margins."""
+    keys = np.asarray(keys, np.uint64)
+    signs, x = target_signs(task.target, task.n_inputs), task.x.to(torch.float32)
+    n = task.n_vars
+
+    def score(theta: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(theta.shape[0], dtype=torch.float64)
+        with torch.inference_mode():
+            for start in range(0, theta.shape[0], ROWS):
+                pre = arch.preactivations(theta[start : start + ROWS].to(torch.float32), x)
+                y = pre[-1][..., 0].to(torch.float64)
+                target = (y * signs).amin(1) / (y.abs().amax(1) + TINY)
+                z = torch.cat(pre[:-1], 2)
+                z = z / (z.abs().amax(1, keepdim=True) + TINY)
+                unit = function_margins(z, n, variables, keys).amax((1, 2)).to(torch.float64)
+                out[start : start + ROWS] = torch.minimum(target, unit)
+        return out
+
+    return score
+
+
+def _check(setup: Setup) -> int:
+    """m, after validating what this experiment needs (ConfigError names the key)."""
+    cfg, task = setup.cfg, setup.task
+    if not isinstance(setup.arch, MLP) or setup.arch.n_out != 1 or setup.arch.n_layers < 2:
+        raise ConfigError("model: experiment llamaizer needs model=mlp with >= 1 hidden layer and n_out=1")
+    if cfg.task.get("name") != "boolean" or cfg.task.get("encoding") != "pm1" or task.target is None \
+            or not cfg.task.get("target_vars"):
+        raise ConfigError("task: experiment llamaizer needs task.name=boolean, task.encoding=pm1, a task.target "
+                          "and task.target_vars (the other bits are the distractors)")
+    m = task.n_vars - len(cfg.task.target_vars)
+    if not 1 <= m <= 5:
+        raise ConfigError(f"task.n: the number of distractor bits m = task.n - len(task.target_vars) must be in "
+                          f"1..5, got {m}")
+    k = cfg.experiment.get("n_classes_sampled")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"experiment.n_classes_sampled: an integer >= 1, got {k!r}")
+    for key in ("deep", "shallow", "controls"):
+        if not isinstance(cfg.experiment.get(key), bool):
+            raise ConfigError(f"experiment.{key}: true or false, got {cfg.experiment.get(key)!r}")
+    return m
+
+
+def members(kind: str, m: int) -> np.ndarray:
+    """Keys of every deep (non-threshold) or shallow (threshold, non-constant) llama (m <= 4)."""
+    keys = np.arange(boolean.n_functions(m), dtype=np.uint64)
+    thr = boolean.is_threshold(keys, m)
+    return keys[~thr] if kind == "deep" else keys[thr & (keys != 0) & (keys != keys[-1])]
+
+
+def population_size(kind: str, m: int) -> int:
+    return boolean.non_threshold_count(m) if kind == "deep" else boolean.THRESHOLD_COUNTS[m] - 2
+
+
+def choose_classes(kind: str, m: int, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Representatives, weights, and (when sampled) the class index of each draw.
+    All classes with their exact sizes when there are at most `limit` (m <= 4); else `limit`
+    uniform draws of a member h, grouped by class (weights: |H| x share of draws)."""
+    total = population_size(kind, m)
+    if total == 0:
+        return np.zeros(0, np.uint64), np.zeros(0), None
+    if m <= 4:
+        canon = boolean.class_table(m)[members(kind, m).astype(np.int64)].astype(np.uint64)
+        reps, sizes = np.unique(canon, return_counts=True)
+        if len(reps) <= limit:
+            return reps, sizes.astype(float), None
+    rng = np.random.default_rng([seed, m, KINDS.index(kind)])
+    if m <= 4:
+        draws = rng.choice(members(kind, m), limit)
+    else:  # rejection from uniform keys (deep) or uniform threshold functions (shallow)
+        if kind == "shallow":
+            table = boolean.threshold_functions(m)[0]
+            draws = rng.choice(table[(table != 0) & (table != table[-1])], limit)
+        else:
+            draws = np.zeros(0, np.uint64)
+            while len(draws) < limit:
+                keys = rng.integers(0, 1 << 32, 4 * limit, dtype=np.uint64)
+                draws = np.concatenate([draws, keys[~boolean.is_threshold(keys, m)]])[:limit]
+    reps, index, counts = np.unique(boolean.canonical(draws, m), return_inverse=True, return_counts=True)
+    return reps, total * counts / limit, index
+
+
+def _inspect_llama(arch: MLP, task, h: int):
+    """Cross-check inside the class (MCMC samples): share of networks where a unit carrying
+    h is used (ablating it changes the function), and their mean number of llama units."""
+    def inspect(result) -> dict:
+        r = classify_llamas(arch, result.theta.to(torch.float32), task)
+        rows = r.llamas[r.llamas["h"].astype(np.uint64) == np.uint64(h)]
+        used = rows.groupby("network")["used"].any()
+        return {"frac_used": float(used.mean()) if len(used) else None,
+                "mean_llama_units": float((r.n_shallow + r.n_deep).mean())}
+    return inspect
+
+
+def _inspect_target(arch: MLP, task):
+    def inspect(result) -> dict:
+        return {"labels": classify_llamas(arch, result.theta.to(torch.float32), task).counts()}
+    return inspect
+
+
+def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
+    cfg, arch, task = setup.cfg, setup.arch, setup.task
+    split = split_of(task)
+    exp = cfg.experiment
+    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), 0,
+                         _inspect_target(arch, task))]
+    plans = {}
+    for kind in KINDS:
+        if not exp.get(kind):
+            continue
+        reps, weights, draws = choose_classes(kind, m, exp.n_classes_sampled, cfg.seed)
+        plans[kind] = {"weights": weights.tolist(), "draws": None if draws is None else draws.tolist(),
+                       "names": [f"{kind}_{int(h):x}" for h in reps]}
+        stats = complexity_table(reps.reshape(-1, 1), 1 << m, True) if len(reps) else {}
+        for c, h in enumerate(reps):
+            jobs.append(_classes.Job(f"{kind}_{int(h):x}", unit_class_score(arch, task, split.distractors, [h]),
+                                     1 + 2 * (int(h) + (1 << (1 << m)) * KINDS.index(kind)),
+                                     _inspect_llama(arch, task, int(h)),
+                                     {"kind": kind, "h": f"{int(h):x}", "class_weight": weights[c],
+                                      "lz": stats["lz"][c], "sensitivity": stats["sensitivity"][c]}))
+    if exp.get("controls"):
+        t0, t1, d0 = split.target[0], split.target[1], split.distractors[0]
+        for c, (name, variables, key) in enumerate((("target_and", [t0, t1], AND), ("target_xor", [t0, t1], XOR),
+                                                    ("mixed_and", [t0, d0], AND), ("mixed_xor", [t0, d0], XOR))):
+            jobs.append(_classes.Job(name, unit_class_score(arch, task, variables, [key]), 2 + 2 * c, None,
+                                     {"kind": "control", "h": f"{key:x}", "class_weight": 1.0}))
+    return jobs, plans
+
+
+def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed: int) -> tuple[pd.DataFrame, dict]:
+    given = records[_classes.GIVEN]
+    rows = []
+    for job in jobs[1:]:
+        row = _classes.conditional_row(job.name, records[job.name], given)
+        extra = {k: v for k, v in records[job.name].items() if k in ("frac_used", "mean_llama_units")}
+        rows.append({**row, **job.info, "m": m, "bits": -row["log_p"] / math.log(2), **extra})
+    frame = pd.DataFrame(rows)
+    summary = {"m": m, "log_p_target": {k: given[k] for k in ("log_p", "ci", "n_evals", "bound")},
+               "labels_in_target_population": given.get("labels")}
+    for kind, plan in plans.items():
+        terms = [(records[name], w) for name, w in zip(plan["names"], plan["weights"])]
+        sampled = None if plan["draws"] is None else (np.array(plan["draws"]), population_size(kind, m))
+        total = _classes.log_sum(terms, given, seed, sampled)
+        part = frame[(frame["kind"] == kind) & (frame["bound"] == "")]  # estimates, not bounds
+        best = part.loc[part["log_p"].idxmax()] if len(part) else None
+        summary[kind] = {"n_functions": population_size(kind, m), "n_classes_measured": len(plan["names"]),
+                         "sampled": plan["draws"] is not None, "sum_over_h": total,
+                         "union_lower": None if best is None else {
+                             "class": best["class"], "log_p": best["log_p"], "ci": [best["ci_low"], best["ci_high"]]}}
+    uppers = [summary[k]["sum_over_h"]["ci"][1] for k in plans]
+    if len(plans) == len(KINDS) and all(u is not None for u in uppers):
+        any_llama = float(np.logaddexp.reduce(uppers))  # upper end: deep sum + shallow sum
+        summary["direct_lower_bound"] = math.log1p(-math.exp(any_llama)) if any_llama < 0 else None
+    return frame, summary
+
+
+def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for kind, marker in (("deep", "o"), ("shallow", "s")):
+        part = frame[frame["kind"] == kind]
+        if len(part):
+            err = [part["bits"] - (-part["ci_high"] / math.log(2)), (-part["ci_low"] / math.log(2)) - part["bits"]]
+            ax.errorbar(part["sensitivity"], part["bits"], yerr=np.nan_to_num(err, posinf=0), fmt=marker, ms=4,
+                        label=f"{kind} llamas")
+    ax.set_xlabel("average sensitivity of h")
+    ax.set_ylabel("constraint bits  -log2 P(llamaizer(h) | target)")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    results.save_figure(run_dir / "bits_per_h.png", fig)
+    plt.close(fig)
+    return "bits_per_h.png"
+
+
+def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+    options = _classes.estimator_options(setup)
+    m = _check(setup)
+    jobs, plans = build_jobs(setup, m)
+    records = _classes.run_jobs(setup, run_dir, state, jobs, options)
+    frame, summary = summarise(records, jobs, plans, m, setup.cfg.seed)
+    _classes.write_classes(run_dir, frame)
+    summary["seconds"] = sum(r["seconds"] for r in records.values())
+    summary["n_evals"] = sum(r["n_evals"] for r in records.values())
+    summary["figures"] = [plot(frame, run_dir, f"{setup.arch.describe()}, m = {m}")]
+    results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary, "estimates": records,
+                                                   "versions": results.versions()})
+    results.clear_checkpoint(run_dir)
+    return summary
+
+
+def _fmt(est: dict) -> str:
+    if est.get("log_p") is None:
+        return "undefined (target not reached)"
+    lo, hi = (math.nan if c is None else c / math.log(10) for c in est["ci"])
+    kind = f" ({est['bound']} bound)" if est.get("bound") else ""
+    return f"log10 P = {est['log_p'] / math.log(10):.2f}{kind} [{lo:.2f}, {hi:.2f}]"
+
+
+def describe(summary: dict) -> str:
+    parts = [f"m = {summary['m']}: P(target) {_fmt(summary['log_p_target'])}."]
+    for kind in KINDS:
+        if kind in summary:
+            s = summary[kind]
+            parts.append(f"{kind} llamas (|H| = {s['n_functions']:,}, {s['n_classes_measured']} classes"
+                         f"{', sampled' if s['sampled'] else ''}): sum_h P(llamaizer(h) | target) "
+                         f"{_fmt(s['sum_over_h'])}.")
+    parts.append(f"{summary['n_evals']:,} network evaluations in {summary['seconds']:.0f} s.")
+    return " ".join(parts)
