@@ -192,3 +192,15 @@ def test_ratio_and_bad_config(tmp_path):
         run(make_cfg("experiment=llamaizer", "estimator=monte_carlo"), tmp_path / "b")
     with pytest.raises(ConfigError, match="task.n"):
         run(make_cfg(*LLAMA, "task.n=2"), tmp_path / "c")
+
+
+def test_llamaizer_target_not_reached_claims_nothing(tmp_path):
+    """A budget too small to reach the target leaves every conditional undefined (NaN), says
+    why, and still writes the joints' bounds."""
+    summary = run(make_cfg("experiment=llamaizer", "task.n=7", "model.hidden=[6,6]", "estimator.n_particles=10",
+                           "estimator.n_runs=2", "estimator.n_moves=1", "estimator.max_levels=3",
+                           "experiment.n_classes_sampled=1"), tmp_path)
+    frame = pd.read_csv(tmp_path / "classes.csv")
+    assert summary["log_p_target"]["bound"] == "upper"
+    assert frame["log_p"].isna().all() and (frame["bound"] == "target_not_reached").all()
+    assert (frame["log_p_joint"] <= 0).all() and summary["deep"]["sum_over_h"]["log_p"] is None

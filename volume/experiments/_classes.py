@@ -85,11 +85,11 @@ def run_jobs(setup: Setup, run_dir: Path, state: dict | None, jobs: list[Job], o
 
 def conditional_row(name: str, record: dict, given: dict) -> dict:
     """One classes.csv row: log P(class | target) with its interval, and the joint. When the
-    target itself was never reached the conditional is undefined: left empty, and said so."""
+    target itself was never reached the conditional is undefined: NaN (empty in the CSV), and said so."""
     joint = {"log_p_joint": record["log_p"], "joint_ci_low": record["ci"][0], "joint_ci_high": record["ci"][1],
              "seconds": record["seconds"]}
     if given["bound"] is not None:
-        return {"class": name, "log_p": None, "ci_low": None, "ci_high": None, **joint,
+        return {"class": name, "log_p": math.nan, "ci_low": math.nan, "ci_high": math.nan, **joint,
                 "n_evals": record["n_evals"] + given["n_evals"], "method": record["method"],
                 "bound": "target_not_reached"}
     est = combine(to_result(record), to_result(given))
