@@ -52,7 +52,7 @@ class ConditionalResult:
     fraction_in_class: float | None  # share of that population in C: a cross-check only
 
 
-def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[float, float]]:
+def welch_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[float, float]]:
     """Difference of means of two independent samples with a Welch-Satterthwaite t interval."""
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     diff = float(a.mean() - b.mean())
@@ -75,7 +75,7 @@ def combine(joint: SplittingResult, given: SplittingResult) -> Estimate:
         upper = min(0.0, joint.estimate.log_p - given.estimate.ci[0])
         return Estimate(upper, (-math.inf, upper), n_evals, "conditional(rare_event), C and D not reached",
                         bound="upper")
-    log_p, (low, high) = _welch(joint.run_log_p, given.run_log_p)
+    log_p, (low, high) = welch_difference(joint.run_log_p, given.run_log_p)
     return Estimate(min(log_p, 0.0), (low, min(high, 0.0)), n_evals, "conditional(rare_event)")
 
 

@@ -50,7 +50,7 @@ def estimator_options(setup: Setup) -> dict:
     if setup.cfg.estimator.get("name") != "rare_event":
         raise ConfigError(f"estimator: experiment {setup.cfg.experiment.name} measures classes far below sampling "
                           f"reach and needs estimator=rare_event, got {setup.cfg.estimator.get('name')!r}")
-    return rare_event_experiment._options(setup)
+    return rare_event_experiment.estimator_options(setup)
 
 
 def _record(result: SplittingResult, seconds: float, extra: dict) -> dict:

@@ -25,7 +25,7 @@ from circuits.interventions import path_decomposition, path_length_profile
 from circuits.units import power_fractions, walsh
 from volume import results
 from volume.errors import ConfigError
-from volume.estimators.conditional import _welch
+from volume.estimators.conditional import welch_difference
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
 from volume.experiments import _classes
 from volume.nets import ResidualMLP
@@ -99,7 +99,7 @@ def ratio(records: dict) -> dict | None:
         return None
     par, ser = records["parallel"], records["serial"]
     if par["bound"] is None and ser["bound"] is None:
-        value, (low, high) = _welch(np.array(par["run_log_p"]), np.array(ser["run_log_p"]))
+        value, (low, high) = welch_difference(np.array(par["run_log_p"]), np.array(ser["run_log_p"]))
         return {"log_p": value, "ci": [low, high], "bound": None}
     if par["bound"] is None:  # serial only bounded above: the ratio is bounded below
         value = par["ci"][0] - ser["log_p"]

@@ -23,7 +23,7 @@ ESTIMATORS = ("rare_event", "monte_carlo")
 KEYS = {"n_particles": int, "n_runs": int, "n_moves": int, "max_levels": int, "max_evals": int, "keep": float}
 
 
-def _options(setup: Setup) -> dict:
+def estimator_options(setup: Setup) -> dict:
     """Validated estimator options (ConfigError names the key), before any work."""
     est = setup.cfg.estimator
     if est.get("name") not in ESTIMATORS:
@@ -73,7 +73,7 @@ def plot_levels(result, run_dir: Path, title: str) -> str:
 
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
-    options = _options(setup)
+    options = estimator_options(setup)
     if state is not None and state.get("complete"):
         return json.loads((run_dir / results.RESULTS).read_text())["summary"]
     cfg = setup.cfg
