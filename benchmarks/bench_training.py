@@ -17,19 +17,14 @@ import torch
 from volume.nets import MLP
 from volume.priors import Prior
 from volume.tasks import boolean_task
-from volume.training import Trainer, init_theta, train, train_one_textbook
+from volume.training import Trainer, init_theta, single_threaded, train, train_one_textbook
 
 
 def main(quick: bool = False) -> None:
     n_batched, n_sequential, rounds = (1000, 20, 2) if quick else (10_000, 200, 10)
-    # One thread for both: on a small shared machine OpenMP threads that wait for each other
-    # slow small-tensor work down more than they speed it up (scale out with processes).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # One thread for both (train() runs single-threaded; see training.single_threaded).
+    with single_threaded():
         _compare(n_batched, n_sequential, rounds)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _compare(n_batched: int, n_sequential: int, rounds: int) -> None:

@@ -1,24 +1,26 @@
 """Many-seed batched training: B networks of one architecture as one tensor program.
 
 Each network has its own initialisation (row `init_id` of the prior's INIT_STREAM) and its
-own data order (its permutation of the training points in epoch e comes from row `order_id` of
-stream ORDER_STREAM + e // ORDER_BLOCK), so network j's run depends only on (seed, init_id[j], order_id[j]),
-never on which other networks share its batch. Networks do not interact, so the gradient
+own data order (its permutation of the training points in epoch e comes from row
+`order_id` of stream ORDER_STREAM + e // ORDER_BLOCK), so network j's run depends only on
+(seed, init_id[j], order_id[j]), never on which other networks share its batch. Networks do not interact, so the gradient
 of the summed loss with respect to theta[B, P] is, row by row, each network's own gradient;
 SGD (with momentum) and Adam are applied functionally to those rows.
 
 Stopping: before every update the whole training set is evaluated; a network whose
 thresholded outputs (output > 0) match every label stops there ('fit'), the others stop
-after `max_steps` updates ('budget'). Stopped networks leave the batch, so the work shrinks
-as they finish. Minibatches are realised as per-network weights over the training set
+after `max_steps` updates ('budget'). At most `pool` networks train at once; stopped ones
+are replaced from the queue, so slow networks never hold up the rest. Minibatches are realised as per-network weights over the training set
 (1/batch on the points of the current batch, 0 elsewhere): the gradient is exactly the
 minibatch gradient, and the same forward pass gives the full-set accuracy for stopping.
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -189,6 +191,22 @@ def _mlp_losses_and_grad(arch: MLP, theta: torch.Tensor, x: torch.Tensor, sign: 
     return out, losses, grad_of
 
 
+@contextmanager
+def single_threaded():
+    """One torch and one numba thread inside: the pool's ops last micro- to milliseconds, and
+    on a busy machine a second thread's synchronisation costs far more than it saves
+    (measured: a small counter-based draw took 7.8 ms with 2 numba threads on 2 loaded cores,
+    11 us with 1; 2 torch threads made pool-64 steps 10x slower). Scale out with processes."""
+    torch_before, numba_before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_before)
+        numba.set_num_threads(numba_before)
+
+
 def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trainer, seed: int = 0,
           init_ids: np.ndarray | None = None, order_ids: np.ndarray | None = None, prior: Prior | None = None,
           theta0: torch.Tensor | None = None, eval_x: torch.Tensor | None = None, keep_theta: bool = False,
@@ -228,7 +246,7 @@ def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trai
     order = torch.zeros(0, ORDER_BLOCK, n_train, dtype=torch.int64)
     queued = 0
     live = np.zeros(0, bool)  # pool rows still training (stopped rows idle until the next compaction)
-    with tqdm(total=n_nets, unit="net", disable=not progress, desc=desc) as bar:
+    with single_threaded(), tqdm(total=n_nets, unit="net", disable=not progress, desc=desc) as bar:
         while True:
             # Compact and refill only once an eighth of the pool is idle: gathers cost a pass over
             # all pool rows, so doing it for every stopped network would cost more than it saves.
