@@ -71,6 +71,32 @@ def save_figure(path: Path, fig) -> None:
     atomic_write(path, lambda h: fig.savefig(h, format="png", dpi=120, bbox_inches="tight"), binary=True)
 
 
+def new_figure(*grid: int, figsize: tuple[float, float] = (5, 4)):
+    """(fig, ax or axes) on the non-interactive backend, for the experiments' PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*grid, figsize=figsize)
+
+
+def finish_figure(fig, path: Path, ax=None, xlabel: str = "", ylabel: str = "", title: str = "",
+                  title_size: int = 8, legend_size: int | None = None) -> str:
+    """Label ax (when given), write the PNG atomically, close the figure; returns its file name."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=title_size)
+        if legend_size:
+            ax.legend(fontsize=legend_size)
+    save_figure(path, fig)
+    plt.close(fig)
+    return path.name
+
+
 def identity(config: dict) -> dict:
     """The part of a resolved config that determines the results."""
     return {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}

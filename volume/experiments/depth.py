@@ -111,23 +111,13 @@ def ratio(records: dict) -> dict | None:
 
 
 def plot(frame: pd.DataFrame, records: dict, run_dir: Path, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = results.new_figure()
     for name in frame["class"]:
         profile = records[name].get("path_profile")
         if profile:
             ax.plot(range(len(profile)), profile, ".-", label=name)
-    ax.set_xlabel("path length (blocks on the path)")
-    ax.set_ylabel("share of output variance")
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=7)
-    results.save_figure(run_dir / "path_profiles.png", fig)
-    plt.close(fig)
-    return "path_profiles.png"
+    return results.finish_figure(fig, run_dir / "path_profiles.png", ax, "path length (blocks on the path)",
+                                 "share of output variance", title, legend_size=7)
 
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:

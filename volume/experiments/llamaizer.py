@@ -200,25 +200,15 @@ def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed
 
 
 def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = results.new_figure()
     for kind, marker in (("deep", "o"), ("shallow", "s")):
         part = frame[frame["kind"] == kind]
         if len(part):
             err = [part["bits"] - (-part["ci_high"] / math.log(2)), (-part["ci_low"] / math.log(2)) - part["bits"]]
             ax.errorbar(part["sensitivity"], part["bits"], yerr=np.nan_to_num(err, posinf=0), fmt=marker, ms=4,
                         label=f"{kind} llamas")
-    ax.set_xlabel("average sensitivity of h")
-    ax.set_ylabel("constraint bits  -log2 P(llamaizer(h) | target)")
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=7)
-    results.save_figure(run_dir / "bits_per_h.png", fig)
-    plt.close(fig)
-    return "bits_per_h.png"
+    return results.finish_figure(fig, run_dir / "bits_per_h.png", ax, "average sensitivity of h",
+                                 "constraint bits  -log2 P(llamaizer(h) | target)", title, legend_size=7)
 
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:

@@ -188,12 +188,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
 
 
 def plot(table: pd.DataFrame, run_dir: Path, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = results.new_figure(1, 2, figsize=(10, 4))
     for name, label in (("collision", "independent runs"), ("collision_same_init", "same init, other order"),
                         ("collision_posterior", "posterior P_B (Bayes)")):
         part = table[table[name].notna()]
@@ -212,9 +207,7 @@ def plot(table: pd.DataFrame, run_dir: Path, title: str) -> str:
         ax.set_xlabel("hidden width")
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=8)
-    results.save_figure(run_dir / "path_dependence.png", fig)
-    plt.close(fig)
-    return "path_dependence.png"
+    return results.finish_figure(fig, run_dir / "path_dependence.png")
 
 
 def describe(summary: dict) -> str:

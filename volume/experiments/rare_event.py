@@ -54,22 +54,12 @@ def estimator_options(setup: Setup) -> dict:
 
 
 def plot_levels(result, run_dir: Path, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = results.new_figure()
     for r, (levels, trace) in enumerate(zip(result.levels, result.log_p_levels)):
         ax.plot(levels, trace / math.log(10), ".-", ms=3, lw=0.8, label=f"run {r}" if r < 8 else None)
     ax.axvline(0.0, color="k", lw=0.5)
-    ax.set_xlabel("level of the score (class: score > 0)")
-    ax.set_ylabel("log10 P(score > level)")
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=6)
-    results.save_figure(run_dir / "levels.png", fig)
-    plt.close(fig)
-    return "levels.png"
+    return results.finish_figure(fig, run_dir / "levels.png", ax, "level of the score (class: score > 0)",
+                                 "log10 P(score > level)", title, legend_size=6)
 
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:

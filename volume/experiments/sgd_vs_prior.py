@@ -84,13 +84,8 @@ def rare_event_prior(frame: pd.DataFrame, setup: Setup, p_s, top: int, below: in
 
 
 def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ln10 = math.log(10)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = results.new_figure(figsize=(5, 5))
     both = frame[(frame["count"] > 0) & (frame["count_prior"] > 0)]
     for part, style, label in ((both, "o", "found by both"),
                                (frame[(frame["count"] > 0) & (frame["count_prior"] == 0)], "<", "P_B: upper bound"),
@@ -113,13 +108,8 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
         lows.append(rare["log_p_prior_rare"].min())
     low = float(min(lows) / ln10) - 0.5
     ax.plot([low, 0], [low, 0], "k--", lw=1, label="P_SGD = P_B")
-    ax.set_xlabel("log10 P_B(f | S)  (prior, counted)")
-    ax.set_ylabel("log10 P_SGD(f | S)  (training runs)")
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=7)
-    results.save_figure(run_dir / "sgd_vs_prior.png", fig)
-    plt.close(fig)
-    return "sgd_vs_prior.png"
+    return results.finish_figure(fig, run_dir / "sgd_vs_prior.png", ax, "log10 P_B(f | S)  (prior, counted)",
+                                 "log10 P_SGD(f | S)  (training runs)", title, legend_size=7)
 
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:

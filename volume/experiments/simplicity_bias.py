@@ -66,17 +66,9 @@ def function_frame(table: FunctionTable, n_total: int, boolean_cube: bool) -> pd
 
 
 def _scatter(path: Path, x, y, xlabel: str, ylabel: str, title: str, loglog: bool = False) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = results.new_figure()
     (ax.loglog if loglog else ax.plot)(x, y, ".", ms=2, alpha=0.5)
-    ax.set(xlabel=xlabel, ylabel=ylabel)
-    ax.set_title(title, fontsize=9)
-    results.save_figure(path, fig)
-    plt.close(fig)
+    results.finish_figure(fig, path, ax, xlabel, ylabel, title, title_size=9)
 
 
 def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> list[str]:
