@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from volume.population import CHUNK, batch_keys, n_chunks
 from volume.priors import Prior
 from volume.setup import Setup
 from volume.tasks import Task
-from volume.training import Trainer, build_trainer, train
+from volume.training import TrainResult, Trainer, build_trainer, train
 
 TRAIN_BLOCK = 4096  # networks per checkpointed block of training
 
@@ -85,13 +86,17 @@ class Stages:
 
 
 def trained(arch: Architecture, prior: Prior, trainer: Trainer, task: Task, split: Split, seed: int,
-            init_ids: np.ndarray, order_ids: np.ndarray, stages: Stages, name: str, progress: bool) -> dict:
+            init_ids: np.ndarray, order_ids: np.ndarray, stages: Stages, name: str, progress: bool,
+            extra: Callable[[TrainResult], dict[str, np.ndarray]] | None = None,
+            extra_fields: tuple[str, ...] = ()) -> dict:
     """Train the population in checkpointed blocks. Returns per-network arrays: steps, loss,
-    fitted, keys (uint64 [n, W], the final function on all inputs)."""
+    fitted, keys (uint64 [n, W], the final function on all inputs), and the `extra_fields`
+    that extra(block result, with final parameters) returns per network of each block (so
+    the parameters themselves never need storing)."""
     have = stages.get(name)
     if stages.done(name):
         return have
-    fields = ("steps", "loss", "fitted", "keys")
+    fields = ("steps", "loss", "fitted", "keys", *extra_fields)
     parts = {k: [have[k]] for k in fields} if have else {k: [] for k in fields}
     start = len(have["steps"]) if have else 0
     x, labels = split.x(task), split.labels(task)
@@ -99,9 +104,11 @@ def trained(arch: Architecture, prior: Prior, trainer: Trainer, task: Task, spli
         for first in range(start, len(init_ids), TRAIN_BLOCK):
             block = slice(first, first + TRAIN_BLOCK)
             out = train(arch, x, labels, trainer, seed, init_ids[block], order_ids[block], prior=prior,
-                        eval_x=task.x)
-            for key, value in zip(fields, (out.steps, out.loss, out.fitted, output_keys(out.outputs))):
-                parts[key].append(value)
+                        eval_x=task.x, keep_theta=extra is not None)
+            values = {"steps": out.steps, "loss": out.loss, "fitted": out.fitted, "keys": output_keys(out.outputs),
+                      **(extra(out) if extra is not None else {})}
+            for key in fields:
+                parts[key].append(values[key])
             arrays = {k: np.concatenate(v) for k, v in parts.items()}
             bar.update(len(out.steps))
             stages.put(name, arrays, complete=block.stop >= len(init_ids))
@@ -112,11 +119,13 @@ def records_frame(runs: dict, init_ids: np.ndarray, order_ids: np.ndarray, seed:
                   split: Split) -> pd.DataFrame:
     """One row per trained network."""
     bits = unpack_bits(runs["keys"], task.n_inputs)
-    test_acc = (bits[:, split.test] == task.target[split.test]).mean(1)
-    return pd.DataFrame({"network": np.arange(len(init_ids)), "seed": seed, "init_id": init_ids,
-                         "order_id": order_ids, "steps": runs["steps"], "final_loss": runs["loss"],
-                         "stopped_reason": np.where(runs["fitted"], "fit", "budget"),
-                         "test_accuracy": test_acc, "function": keys_to_hex(runs["keys"], task.n_inputs)})
+    frame = pd.DataFrame({"network": np.arange(len(init_ids)), "seed": seed, "init_id": init_ids,
+                          "order_id": order_ids, "steps": runs["steps"], "final_loss": runs["loss"],
+                          "stopped_reason": np.where(runs["fitted"], "fit", "budget")})
+    if len(split.test):  # held-out accuracy, when some inputs are held out
+        frame["test_accuracy"] = (bits[:, split.test] == task.target[split.test]).mean(1)
+    frame["function"] = keys_to_hex(runs["keys"], task.n_inputs)
+    return frame
 
 
 def held_out_keys(keys: np.ndarray, n_inputs: int, split: Split) -> np.ndarray:
@@ -130,9 +139,14 @@ def table_of(keys: np.ndarray, n_inputs: int) -> FunctionTable:
 
 
 def prior_posterior(arch: Architecture, prior: Prior, task: Task, split: Split, seed: int, n_prior: int,
-                    batch_size: int, stages: Stages, name: str, progress: bool) -> tuple[FunctionTable, int]:
+                    batch_size: int, stages: Stages, name: str, progress: bool,
+                    draw: Callable[[range], np.ndarray] | None = None) -> tuple[FunctionTable, int]:
     """Counts of the functions of the prior samples that fit the training set (their
-    fraction of n_prior estimates P(S); count / total estimates P_B(f | S))."""
+    fraction of n_prior estimates P(S); count / total estimates P_B(f | S)). draw(chunks) gives
+    the keys of the samples of those chunks (below n_prior) that may fit S; by default the
+    prior's networks (batch_keys), e.g. the NNGP's functions instead."""
+    if draw is None:
+        draw = lambda batch: batch_keys(arch, prior, task, seed, batch, n_prior)  # noqa: E731
     have = stages.get(name)
     table = FunctionTable.from_state(have) if have else FunctionTable(task.n_inputs)
     if stages.done(name):
@@ -145,10 +159,10 @@ def prior_posterior(arch: Architecture, prior: Prior, task: Task, split: Split, 
               disable=not progress, desc=name) as bar:
         for first in range(next_chunk, last, per_batch):
             batch = range(first, min(first + per_batch, last))
-            keys = batch_keys(arch, prior, task, seed, batch, n_prior)
+            keys = draw(batch)
             fits = (unpack_bits(keys, task.n_inputs)[:, split.train] == want).all(1)
             table.add(keys[fits])
-            bar.update(len(keys))
+            bar.update(min(batch.stop * CHUNK, n_prior) - batch.start * CHUNK)
             stages.put(name, {**table.state(), "next_chunk": np.array(batch.stop)}, complete=batch.stop >= last)
     return table, table.total
 
@@ -174,13 +188,13 @@ def finished_summary(run_dir: Path, state: dict | None) -> dict | None:
     return None
 
 
-def aligned_counts(a: FunctionTable, b: FunctionTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The union of two tables' keys and each table's count of every key (0 when absent)."""
-    union, _ = unique_counts(np.concatenate([a.keys, b.keys]))
+def aligned_counts(*tables: FunctionTable) -> tuple[np.ndarray, ...]:
+    """The union of the tables' keys and each table's count of every key (0 when absent)."""
+    union, _ = unique_counts(np.concatenate([t.keys for t in tables]))
     index = {key.tobytes(): i for i, key in enumerate(union)}
     out = []
-    for table in (a, b):
+    for table in tables:
         counts = np.zeros(len(union), np.int64)
         counts[[index[key.tobytes()] for key in table.keys]] = table.counts
         out.append(counts)
-    return union, out[0], out[1]
+    return (union, *out)
