@@ -7,6 +7,9 @@ inputs). P_B(f | S) = P(f) / P(S) is counted from experiment.n_prior prior sampl
 fraction of those consistent with S that compute f. Writes functions.csv (every function
 either side found), records.csv (one row per run), the two count tables, a scatter of
 log P_SGD vs log P_B with intervals and the diagonal, and the summary numbers.
+With experiment.n_nngp > 0 (MLPs) it also counts P_NNGP(f | S) from that many samples of the
+network's infinite-width Gaussian process (volume.nngp): columns *_nngp in functions.csv,
+nngp_functions.npz, and two more panels (P_SGD vs P_NNGP, P_B vs P_NNGP).
 """
 from __future__ import annotations
 
@@ -20,24 +23,73 @@ from volume import results
 from volume.errors import ConfigError
 from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.functions import FunctionTable, keys_to_hex
+from volume.nets import MLP
+from volume.nngp import check_nngp, gp_keys, nngp_kernel, ordered_factor
 from volume.setup import Setup
 
 from volume.experiments._trained import (Stages, aligned_counts, common_checks, finished_summary, frequencies,
                                          prior_posterior, records_frame, table_of, trained)
 
-TABLE, PRIOR_TABLE = "functions.npz", "prior_functions.npz"
+TABLE, PRIOR_TABLE, NNGP_TABLE = "functions.npz", "prior_functions.npz", "nngp_functions.npz"
 
 
-def joint_frame(sgd: FunctionTable, post: FunctionTable) -> pd.DataFrame:
-    """functions.csv: every function found by training or by the prior's posterior, most
-    frequent under training first. log_p/ci are P_SGD(f | S); *_prior are P_B(f | S)."""
-    union, count, count_prior = aligned_counts(sgd, post)
-    log_p, ci_low, ci_high = frequencies(count, sgd.total)
-    log_b, b_low, b_high = frequencies(count_prior, post.total)
-    frame = pd.DataFrame({"function": keys_to_hex(union, sgd.n_inputs), "count": count, "log_p": log_p,
-                          "ci_low": ci_low, "ci_high": ci_high, "count_prior": count_prior,
-                          "log_p_prior": log_b, "ci_low_prior": b_low, "ci_high_prior": b_high})
-    return frame.sort_values(["count", "count_prior"], ascending=False, kind="stable").reset_index(drop=True)
+def nngp_size(setup: Setup) -> int:
+    """experiment.n_nngp, checked (with the model and prior it needs) before any work."""
+    n_nngp = setup.cfg.experiment.get("n_nngp", 0)
+    if not isinstance(n_nngp, int) or isinstance(n_nngp, bool) or n_nngp < 0:
+        raise ConfigError(f"experiment.n_nngp: a non-negative integer (Gaussian-process samples; 0 turns the "
+                          f"NNGP off), got {n_nngp!r}")
+    if n_nngp and not isinstance(setup.arch, MLP):
+        raise ConfigError(f"experiment.n_nngp: the NNGP is implemented for model=mlp only; set 0 for "
+                          f"model={setup.cfg.model.get('name')}")
+    if n_nngp:
+        try:
+            check_nngp(setup.arch, setup.prior)
+        except ConfigError as error:
+            raise ConfigError(f"{error} (or set experiment.n_nngp=0)") from None
+    return n_nngp
+
+
+def nngp_posterior(setup: Setup, split, n_nngp: int, stages: Stages) -> tuple[FunctionTable, int, str]:
+    """P_NNGP(f | S): counts of the functions of n_nngp samples of the NNGP that fit S (drawn
+    conditionally: the held-out outputs only for samples that fit), and how the kernel was factored."""
+    cfg, task = setup.cfg, setup.task
+    factor, order, method = ordered_factor(nngp_kernel(setup.arch, setup.prior, task.x), split.train)
+    labels = split.labels(task)
+    table, n_consistent = prior_posterior(
+        setup.arch, setup.prior, task, split, cfg.seed, n_nngp, cfg.batch_size, stages, "nngp", cfg.progress,
+        draw=lambda batch: gp_keys(factor, order, cfg.seed, batch, n_nngp, labels))
+    return table, n_consistent, method
+
+
+def _correlations(frame: pd.DataFrame, a: str, b: str) -> dict:
+    """Pearson and Spearman correlation of log P_a with log P_b on the functions both found."""
+    both = frame[(frame[f"count{a}"] > 0) & (frame[f"count{b}"] > 0)]
+    if len(both) <= 2:
+        return {"n_shared": len(both), "pearson": None, "spearman": None}
+    x, y = both[f"log_p{a}"], both[f"log_p{b}"]
+    return {"n_shared": len(both), "pearson": float(x.corr(y)), "spearman": float(x.corr(y, method="spearman"))}
+
+
+def nngp_summary(frame: pd.DataFrame, n_nngp: int, n_consistent: int, n_functions: int, method: str) -> dict:
+    return {"n_nngp": n_nngp, "n_consistent_nngp": n_consistent, "n_functions_nngp": n_functions,
+            "nngp_factor": method, "log_p_train_set_nngp": monte_carlo_estimate(n_consistent, n_nngp).to_dict(),
+            "sgd_vs_nngp": _correlations(frame, "", "_nngp"), "prior_vs_nngp": _correlations(frame, "_prior", "_nngp")}
+
+
+def joint_frame(sgd: FunctionTable, post: FunctionTable, gp: FunctionTable | None = None) -> pd.DataFrame:
+    """functions.csv: every function found by training, the prior's posterior or (when given)
+    the NNGP's posterior, most frequent under training first. log_p/ci are P_SGD(f | S);
+    *_prior are P_B(f | S); *_nngp are P_NNGP(f | S)."""
+    tables = {"": sgd, "_prior": post, **({"_nngp": gp} if gp is not None else {})}
+    union, *counts = aligned_counts(*tables.values())
+    frame = pd.DataFrame({"function": keys_to_hex(union, sgd.n_inputs)})
+    for (suffix, table), count in zip(tables.items(), counts):
+        log_p, low, high = frequencies(count, table.total)
+        frame = frame.assign(**{f"count{suffix}": count, f"log_p{suffix}": log_p, f"ci_low{suffix}": low,
+                                f"ci_high{suffix}": high})
+    order = [f"count{suffix}" for suffix in tables]
+    return frame.sort_values(order, ascending=False, kind="stable").reset_index(drop=True)
 
 
 def top_mass(frame: pd.DataFrame, n_sgd: int, ks: list[int]) -> dict:
@@ -83,33 +135,55 @@ def rare_event_prior(frame: pd.DataFrame, setup: Setup, p_s, top: int, below: in
     return frame
 
 
-def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
-    ln10 = math.log(10)
-    fig, ax = results.new_figure(figsize=(5, 5))
-    both = frame[(frame["count"] > 0) & (frame["count_prior"] > 0)]
-    for part, style, label in ((both, "o", "found by both"),
-                               (frame[(frame["count"] > 0) & (frame["count_prior"] == 0)], "<", "P_B: upper bound"),
-                               (frame[(frame["count"] == 0) & (frame["count_prior"] > 0)], "v", "P_SGD: upper bound")):
+NAMES = {"": "P_SGD", "_prior": "P_B", "_nngp": "P_NNGP"}
+AXES = {"": "log10 P_SGD(f | S)  (training runs)", "_prior": "log10 P_B(f | S)  (prior, counted)",
+        "_nngp": "log10 P_NNGP(f | S)  (Gaussian process, counted)"}
+
+
+def _scatter(ax, frame: pd.DataFrame, x: str, y: str) -> float:
+    """log P_y against log P_x per function, with intervals (a function one side never found
+    shows at that side's upper bound); returns the lowest value drawn (log10)."""
+    ln10, lows = math.log(10), [0.0]
+    cx, cy = frame[f"count{x}"], frame[f"count{y}"]
+    for part, style, label in ((frame[(cx > 0) & (cy > 0)], "o", "found by both"),
+                               (frame[(cx == 0) & (cy > 0)], "<", f"{NAMES[x]}: upper bound"),
+                               (frame[(cx > 0) & (cy == 0)], "v", f"{NAMES[y]}: upper bound")):
         if len(part) == 0:
             continue
-        x, y = part["log_p_prior"] / ln10, part["log_p"] / ln10
-        xerr = np.vstack([x - np.maximum(part["ci_low_prior"] / ln10, x - 3), part["ci_high_prior"] / ln10 - x])
-        yerr = np.vstack([y - np.maximum(part["ci_low"] / ln10, y - 3), part["ci_high"] / ln10 - y])
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=style, ms=3, lw=0.5, alpha=0.6, label=label)
+        px, py = part[f"log_p{x}"] / ln10, part[f"log_p{y}"] / ln10
+        xerr = np.vstack([px - np.maximum(part[f"ci_low{x}"] / ln10, px - 3), part[f"ci_high{x}"] / ln10 - px])
+        yerr = np.vstack([py - np.maximum(part[f"ci_low{y}"] / ln10, py - 3), part[f"ci_high{y}"] / ln10 - py])
+        ax.errorbar(px, py, xerr=xerr, yerr=yerr, fmt=style, ms=3, lw=0.5, alpha=0.6, label=label)
+        lows += [px.min(), py.min()]
+    return float(min(lows))
+
+
+def _rare(ax, frame: pd.DataFrame) -> float:
+    """The rare-event estimates of P_B on the P_SGD vs P_B panel; returns their lowest (log10)."""
     rare = frame[frame["log_p_prior_rare"].notna()] if "log_p_prior_rare" in frame else frame.iloc[:0]
-    if len(rare):
-        x, y = rare["log_p_prior_rare"] / ln10, rare["log_p"] / ln10
-        low = np.maximum(rare["ci_low_prior_rare"] / ln10, x - 3)
-        xerr = np.vstack([x - low, rare["ci_high_prior_rare"] / ln10 - x])
-        yerr = np.vstack([y - rare["ci_low"] / ln10, rare["ci_high"] / ln10 - y])
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="s", ms=4, lw=0.8, color="C3", label="P_B by rare-event estimator")
-    lows = [frame["log_p"].min(), frame["log_p_prior"].min()]
-    if len(rare):
-        lows.append(rare["log_p_prior_rare"].min())
-    low = float(min(lows) / ln10) - 0.5
-    ax.plot([low, 0], [low, 0], "k--", lw=1, label="P_SGD = P_B")
-    return results.finish_figure(fig, run_dir / "sgd_vs_prior.png", ax, "log10 P_B(f | S)  (prior, counted)",
-                                 "log10 P_SGD(f | S)  (training runs)", title, legend_size=7)
+    if len(rare) == 0:
+        return 0.0
+    ln10 = math.log(10)
+    x, y = rare["log_p_prior_rare"] / ln10, rare["log_p"] / ln10
+    low = np.maximum(rare["ci_low_prior_rare"] / ln10, x - 3)
+    xerr = np.vstack([x - low, rare["ci_high_prior_rare"] / ln10 - x])
+    yerr = np.vstack([y - rare["ci_low"] / ln10, rare["ci_high"] / ln10 - y])
+    ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="s", ms=4, lw=0.8, color="C3", label="P_B by rare-event estimator")
+    return float(x.min())
+
+
+def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
+    """P_SGD vs P_B; with the NNGP also P_SGD vs P_NNGP and P_B vs P_NNGP (how well the
+    Gaussian process stands in for the counted prior), one panel each."""
+    pairs = [("_prior", "")] + ([("_nngp", ""), ("_nngp", "_prior")] if "count_nngp" in frame else [])
+    fig, axes = results.new_figure(1, len(pairs), figsize=(5 * len(pairs), 5))
+    for ax, (x, y) in zip(np.atleast_1d(axes), pairs):
+        low = min(_scatter(ax, frame, x, y), _rare(ax, frame) if (x, y) == ("_prior", "") else 0.0) - 0.5
+        ax.plot([low, 0], [low, 0], "k--", lw=1, label=f"{NAMES[y]} = {NAMES[x]}")
+        ax.set(xlabel=AXES[x], ylabel=AXES[y])
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    return results.finish_figure(fig, run_dir / "sgd_vs_prior.png")
 
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
@@ -132,23 +206,28 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     top_k = list(cfg.experiment.get("top_k", [1, 10, 100]))
     if not top_k or any(not isinstance(k, int) or k < 1 for k in top_k):
         raise ConfigError(f"experiment.top_k: a list of positive integers, got {top_k}")
+    n_nngp = nngp_size(setup)
     stages = Stages(run_dir, setup.config, state, cfg.checkpoint_seconds)
     ids = np.arange(cfg.n_samples)
     runs = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, "sgd", cfg.progress)
     post, n_consistent = prior_posterior(arch, setup.prior, task, split, cfg.seed, n_prior, cfg.batch_size,
                                          stages, "prior", cfg.progress)
+    gp, n_consistent_gp, method = nngp_posterior(setup, split, n_nngp, stages) if n_nngp else (None, 0, None)
     sgd = table_of(runs["keys"][runs["fitted"]], task.n_inputs)
-    frame = joint_frame(sgd, post)
+    frame = joint_frame(sgd, post, gp)
     p_s = monte_carlo_estimate(n_consistent, n_prior)
     if rare_top and n_consistent:
         frame = rare_event_prior(frame, setup, p_s, rare_top, rare_below, rare_options, stages)
     results.write_npz(run_dir / TABLE, sgd.state())
     results.write_npz(run_dir / PRIOR_TABLE, post.state())
+    if gp is not None:
+        results.write_npz(run_dir / NNGP_TABLE, gp.state())
     results.write_csv(run_dir / "functions.csv", frame)
     results.write_csv(run_dir / "records.csv", records_frame(runs, ids, ids, cfg.seed, task, split))
     both = frame[(frame["count"] > 0) & (frame["count_prior"] > 0)]
     title = (f"{arch.describe()}, {trainer.optimizer} lr={trainer.lr} batch={trainer.batch_size or 'full'}; "
-             f"{sgd.total:,} fitted runs, {n_consistent:,} of {n_prior:,} prior samples fit S")
+             f"{sgd.total:,} fitted runs, {n_consistent:,} of {n_prior:,} prior samples fit S"
+             + (f", {n_consistent_gp:,} of {n_nngp:,} NNGP samples" if gp is not None else ""))
     figure = plot(frame, run_dir, title) if len(frame) else None
     summary = {
         "n_runs": int(cfg.n_samples), "n_fitted": int(sgd.total),
@@ -161,6 +240,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
         "spearman_log": float(both["log_p"].corr(both["log_p_prior"], method="spearman")) if len(both) > 2 else None,
         "sgd_mass_on_prior_top": top_mass(frame, sgd.total, top_k) if sgd.total and n_consistent else None,
         "figures": [figure] if figure else [],
+        **(nngp_summary(frame, n_nngp, n_consistent_gp, len(gp), method) if gp is not None else {"n_nngp": 0}),
     }
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
                                                    "versions": results.versions()})
@@ -168,10 +248,11 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     return summary
 
 
-def describe(summary: dict) -> str:
-    def num(v):
-        return "n/a" if v is None else f"{v:.3f}"
+def num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
+
+def describe(summary: dict) -> str:
     top = summary["sgd_mass_on_prior_top"] or {}
     masses = ", ".join(f"top {k}: {v['p_sgd']:.3f} (prior {v['p_prior']:.3f})" for k, v in top.items())
     return (f"Trained {summary['n_runs']:,} networks: {summary['n_fitted']:,} fit the {summary['n_train']} training "
@@ -179,4 +260,15 @@ def describe(summary: dict) -> str:
             f"functions. Of {summary['n_prior']:,} prior samples {summary['n_consistent']:,} fit them "
             f"({summary['n_functions_prior']:,} functions); {summary['n_functions_shared']:,} functions are shared. "
             f"Correlation of log P_SGD with log P_B on shared functions: Pearson {num(summary['pearson_log'])}, "
-            f"Spearman {num(summary['spearman_log'])}. P_SGD's mass on the prior's top functions: {masses or 'n/a'}.")
+            f"Spearman {num(summary['spearman_log'])}. P_SGD's mass on the prior's top functions: {masses or 'n/a'}."
+            + nngp_text(summary))
+
+
+def nngp_text(summary: dict) -> str:
+    if not summary.get("n_nngp"):
+        return ""
+    sgd, prior = summary["sgd_vs_nngp"], summary["prior_vs_nngp"]
+    return (f" NNGP (the infinite-width Gaussian process): {summary['n_consistent_nngp']:,} of "
+            f"{summary['n_nngp']:,} samples fit S ({summary['n_functions_nngp']:,} functions); Pearson of log P_NNGP "
+            f"with log P_SGD {num(sgd['pearson'])} ({sgd['n_shared']:,} shared functions), with log P_B "
+            f"{num(prior['pearson'])} ({prior['n_shared']:,} shared).")
