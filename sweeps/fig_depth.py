@@ -1,13 +1,15 @@
 """Figure: do parallel parity circuits outweigh serial ones, and by the placement count?
 
 Runs experiment=depth (residual MLPs, 4-bit parity, block width 4, stream 6) for L = 3..8
-blocks, classes serial, parallel, single (--quick: L = 3, 4, tiny budgets: bounds only;
-add model.block_width=4,8 for widths). depth.png has three panels: (a) the
-measured log P(parallel | target) - log P(serial | target) against L with the two counting
-predictions (one specific tree vs one specific chain; all trees vs all chains); (b) log
-P(class and target) per class against L, with log P(target); (c) the path-length profile of each class at the
-largest L. Prints every number behind them; bounds (class or target not reached) are
-printed and drawn as such, never as estimates."""
+blocks, classes serial, parallel, single, at tau = 0.4; and at L = 4 also at tau = 0.3, 0.5
+(--quick: L = 3, 4, tiny budgets: bounds only; add model.block_width=4,8 for widths).
+depth.png has four panels: (a) the measured log P(parallel | target) - log P(serial |
+target) against L with the two counting predictions (one specific tree vs one specific
+chain; all trees vs all chains); (b) log P(class and target) per class against L, with log
+P(target); (c) the path-length profile of each class at the largest L; (d) sensitivity to
+the threshold: log P(class | target) per class against tau at L = 4. Prints every number
+behind them; bounds (class or target not reached) are printed and drawn as such (open
+markers with an arrow), never as estimates."""
 from __future__ import annotations
 
 import math
@@ -21,30 +23,72 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import ROOT, load, parser, run_sweep  # noqa: E402
+from volume.experiments._classes import estimate_columns, plot_estimates  # noqa: E402
 
 LOG10 = math.log(10)
 MARKERS = {"serial": "o", "parallel": "s", "single": "^", "mixed": "D", "other": "x"}
+TAU_L, TAUS = 4, (0.3, 0.5)  # the tau panel: at L = 4, tau = 0.3 and 0.5 besides the default 0.4
 
 
-def settings(quick: bool) -> list[str]:
+def settings(quick: bool) -> list[list[str]]:
+    """(the L sweep at the default tau, the tau sweep at L = TAU_L)."""
+    base = ["experiment=depth", "experiment.classes=[serial,parallel,single]"]
     if quick:
-        return ["experiment=depth", "model.n_blocks=3,4", "estimator.n_particles=30", "estimator.n_runs=3",
-                "estimator.n_moves=2", "estimator.max_levels=30", "experiment.classes=[serial,parallel,single]"]
-    return ["experiment=depth", "model.n_blocks=3,4,5,6,7,8", "experiment.classes=[serial,parallel,single]"]
+        base += ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=30"]
+    blocks = "3,4" if quick else "3,4,5,6,7,8"
+    return [base + [f"model.n_blocks={blocks}"],
+            base + [f"model.n_blocks={TAU_L}", "experiment.tau=" + ",".join(map(str, TAUS))]]
 
 
 def _num(v) -> float:
     return math.nan if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
+def _columns(ests: list[dict], x) -> tuple:
+    """(x, log10 P, low, high, bound) for plot_estimates."""
+    y, low, high, bound = estimate_columns(ests)
+    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound
+
+
+def tau_panel(ax, runs: list) -> None:
+    """(d) log P(class | target) against tau at L = TAU_L (the smallest block width): the
+    threshold's effect on the measured classes, printed too."""
+    runs = [r for r in runs if r[0]["block_width"] == min(s["block_width"] for s, _, _ in runs)]
+    rows = pd.concat([frame for _, frame, _ in runs], ignore_index=True).sort_values("tau")
+    for s, _, _ in sorted(runs, key=lambda r: r[0]["tau"]):
+        r = s["log_ratio_parallel_serial"]
+        ratio = "n/a" if r is None else f"{_num(r['log_p']):.2f} [{_num(r['ci'][0]):.2f}, {_num(r['ci'][1]):.2f}]"
+        print(f"tau = {s['tau']}, L = {s['n_blocks']}, w = {s['block_width']}: log ratio parallel/serial = "
+              f"{ratio}{' (' + r['bound'] + ' bound)' if r and r['bound'] else ''}")
+    for k, (name, part) in enumerate(rows.groupby("class", sort=False)):
+        bound = part["bound"].fillna("").tolist()
+        shift = 0.008 * (k - 1)  # side by side
+        plot_estimates(ax, part["tau"] + shift, part["log_p"] / LOG10, part["ci_low"] / LOG10, part["ci_high"] / LOG10,
+                       bound, color=f"C{k}", marker=MARKERS.get(name, "o"), label=name)
+        for _, row in part.iterrows():
+            print(f"tau = {row['tau']}: {name:>8}: log P(class | target) = {_num(row['log_p']):.2f} "
+                  f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound'] if isinstance(row['bound'], str) else ''}"
+                  f"; joint {row['log_p_joint']:.2f}; {row['n_evals']:,} evals")
+    if not ax.get_lines():
+        ax.text(0.5, 0.5, "target not reached: no conditional", ha="center", transform=ax.transAxes)
+    ax.axvline(0.4, color="gray", lw=0.5, label="tau used (0.4)")
+    ax.set_xlim(0.25, 0.55)
+    ax.set(xlabel="tau (share of a block's write power needed to compute chi_S)",
+           ylabel="log10 P(class | target)", title=f"(d) threshold sensitivity, L = {TAU_L} (open, arrow: bounds)")
+    ax.legend(fontsize=6)
+
+
 def main() -> None:
     args = parser(__doc__).parse_args()
     out = args.out or ROOT / "figures" / "depth"
     start = time.perf_counter()
-    jobs = run_sweep(out / "runs", settings(args.quick), args.launcher, args.launcher_overrides)
-    runs = sorted(((load(j)["summary"], pd.read_csv(j / "classes.csv"), load(j)["estimates"]) for j in jobs),
-                  key=lambda r: (r[0]["block_width"], r[0]["n_blocks"]))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    sweeps = [run_sweep(out / name, sweep, args.launcher, args.launcher_overrides)
+              for name, sweep in zip(("runs", "runs_tau"), settings(args.quick))]
+    runs, tau_runs = ([(load(j)["summary"], pd.read_csv(j / "classes.csv"), load(j)["estimates"]) for j in jobs]
+                      for jobs in sweeps)
+    tau_runs += [r for r in runs if r[0]["n_blocks"] == TAU_L]
+    runs.sort(key=lambda r: (r[0]["block_width"], r[0]["n_blocks"]))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
     widths = sorted({s["block_width"] for s, _, _ in runs})
     for c, width in enumerate(widths):
         color = f"C{c}"
@@ -68,27 +112,22 @@ def main() -> None:
                       f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound'] if isinstance(row['bound'], str) else ''}"
                       f"; joint {row['log_p_joint']:.2f}; {row['n_evals']:,} evals; confirmed by ablation "
                       f"{_num(row.get('frac_confirmed')):.2f}; mean path length {_num(row.get('mean_path_length')):.2f}")
-            if r is not None:
-                lo, hi = (_num(v) / LOG10 for v in r["ci"])
-                y = _num(r["log_p"]) / LOG10
-                marker = {"lower": "^", "upper": "v"}.get(r["bound"], "o")
-                axes[0].errorbar([s["n_blocks"]], [y], yerr=[[np.nan_to_num(y - lo)], [np.nan_to_num(hi - y)]],
-                                 fmt=marker, color=color)
-        bound = any(s["log_p_target"]["bound"] for s, _, _ in part)
-        axes[1].plot(L, [_num(s["log_p_target"]["log_p"]) / LOG10 for s, _, _ in part], "k-" if c == 0 else "k--",
-                     lw=1, label=f"target, w = {width}{' (upper bounds)' if bound else ''}")
+        ratios = [(s["n_blocks"], s["log_ratio_parallel_serial"]) for s, _, _ in part if s["log_ratio_parallel_serial"]]
+        if ratios:
+            plot_estimates(axes[0], *_columns([r for _, r in ratios], [x for x, _ in ratios]), color=color,
+                           label=f"w = {width}: measured")
+        plot_estimates(axes[1], *_columns([s["log_p_target"] for s, _, _ in part], L), color="k", marker=".",
+                       label=f"target, w = {width}")
         for name, marker in MARKERS.items():
-            pts = [(s["n_blocks"], est[name]["log_p"] / LOG10, est[name]["bound"]) for s, _, est in part if name in est]
-            for filled in (True, False):
-                sel = [(x, y) for x, y, b in pts if (b is None) == filled]
-                if sel:
-                    axes[1].plot(*zip(*sel), marker + ("-" if filled else ""), color=color, ms=5 if filled else 7,
-                                 mfc=None if filled else "none", label=f"{name}, w = {width}" if filled else None)
+            have = [(s["n_blocks"], est[name]) for s, _, est in part if name in est]
+            if have:
+                plot_estimates(axes[1], *_columns([e for _, e in have], [x for x, _ in have]), color=color,
+                               marker=marker, label=f"{name}, w = {width}")
     axes[0].set(xlabel="blocks L", ylabel="log10 P(parallel | target) / P(serial | target)",
-                title="(a) parallel / serial (^ v: bounds)")
+                title="(a) parallel / serial (open, arrow: bounds)")
     axes[0].legend(fontsize=6)
     axes[1].set(xlabel="blocks L", ylabel="log10 P(class and target)",
-                title="(b) class and target (open: bounds)")
+                title="(b) class and target (open, arrow: bounds)")
     axes[1].legend(fontsize=6, ncol=2)
     s_last, _, est_last = max(runs, key=lambda r: (r[0]["n_blocks"], r[0]["block_width"]))
     for name, marker in MARKERS.items():
@@ -103,6 +142,7 @@ def main() -> None:
         axes[2].legend(fontsize=7)
     else:
         axes[2].text(0.5, 0.5, "no class reached: no samples inside", ha="center", transform=axes[2].transAxes)
+    tau_panel(axes[3], tau_runs)
     figure = out / "depth.png"
     fig.savefig(figure, dpi=120, bbox_inches="tight")
     print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")

@@ -5,7 +5,11 @@ inputs, target andor) and, at m = 2, for two more widths; --quick: m = 2, 3 on a
 target with tiny nets and budgets. Three panels in llamaizer.png: (a) log P(llamaizers |
 target) against log |H_m| with the naive slope-1 prediction and the fitted slope; (b)
 constraint bits per llama class against its average sensitivity, controls beside; (c) the
-same sums and controls against width. Prints every number behind them."""
+same sums and controls against width. In (a) the union P(some llama of the kind | target)
+is drawn as the interval it is known to lie in, [max_h P(h), min(1, sum_h P(h))], with the
+cross-check sum_h P(h) E[1/N | h] (MCMC samples) inside. Estimates are filled markers with
+intervals; bounds are open markers with an arrow, never joined to estimates. Prints every
+number behind them."""
 from __future__ import annotations
 
 import math
@@ -19,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import ROOT, load, parser, run_sweep  # noqa: E402
+from volume.experiments._classes import as_bits, estimate_columns, plot_estimates  # noqa: E402
 
 LOG10 = math.log(10)
 
@@ -51,6 +56,45 @@ def _num(v) -> float:
     return math.nan if v is None else float(v)
 
 
+def _fmt(est: dict | None) -> str:
+    if est is None or est["log_p"] is None:
+        return "n/a"
+    bound = f" ({est['bound']} bound)" if est.get("bound") else ""
+    return f"{_num(est['log_p']):.2f} [{_num(est['ci'][0]):.2f}, {_num(est['ci'][1]):.2f}]{bound}"
+
+
+def _columns(ests: list[dict | None], x) -> tuple:
+    """(x, log10 P, low, high, bound) for plot_estimates."""
+    y, low, high, bound = estimate_columns(ests)
+    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound
+
+
+def _bits(ests: list[dict | None], x) -> tuple:
+    """(x, bits, low, high, bound) for plot_estimates: bits = -log2 P."""
+    return np.asarray(x, float), *as_bits(*estimate_columns(ests))
+
+
+def union_interval(ax, x: np.ndarray, unions: list[dict], color: str, kind: str) -> None:
+    """The union P(some llama of the kind | target) as the interval it lies in: a bar from
+    max_h P(h) to min(1, sum_h P(h)) (their points, in log10; none without a measured class,
+    where only the sum's bound is known), and the MCMC cross-check sum_h P(h) E[1/N | h] (x)."""
+    low = np.array([np.nan if u["low"] is None else u["low"]["log_p"] for u in unions], float) / LOG10
+    high = np.array([_num(u["high"]["log_p"]) for u in unions]) / LOG10
+    both = np.isfinite(low) & np.isfinite(high)
+    ax.vlines(x[both], low[both], high[both], color=color, lw=6, alpha=0.25,
+              label=f"{kind}: P(some {kind} llama) in [max_h, min(1, sum_h)]")
+    plot_estimates(ax, *_columns([u["cross_check"] for u in unions], x), color=color, marker="x", line=False,
+                   label=f"{kind}: cross-check sum_h P(h) E[1/N|h]")
+
+
+def _overlap(row) -> str:
+    """Overlap numbers seen inside a class (MCMC samples), when it was reached."""
+    if not isinstance(row.get("mean_distinct_llamas"), float) or math.isnan(row["mean_distinct_llamas"]):
+        return ""
+    return (f"; inside: E[N] = {row['mean_distinct_llamas']:.2f}, P(N >= 2) = {row['share_other_llama']:.2f}, "
+            f"E[1/N] = {row['mean_inv_distinct']:.2f}")
+
+
 def main() -> None:
     args = parser(__doc__).parse_args()
     out = args.out or ROOT / "figures" / "llamaizer"
@@ -58,7 +102,7 @@ def main() -> None:
     sweeps, hidden, width_m = settings(args.quick)
     jobs = [job for k, sweep in enumerate(sweeps)
             for job in run_sweep(out / f"runs{k}", sweep, args.launcher, args.launcher_overrides)]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.6))
     frames, width_rows = [], []
     curves: dict[str, list] = {"deep": [], "shallow": []}
     for job in jobs:
@@ -76,69 +120,73 @@ def main() -> None:
             if kind not in s or s[kind]["n_functions"] == 0:
                 continue
             k = s[kind]
-            tot, low = k["sum_over_h"], k["union_lower"]
-            curves[kind].append((math.log(k["n_functions"]), _num(tot["log_p"]), _num(tot["ci"][0]),
-                                 _num(tot["ci"][1]), tot["bound"], None if low is None else low["log_p"]))
+            tot, u = k["sum_over_h"], k["union"]
+            curves[kind].append((math.log(k["n_functions"]), tot, u))
             print(f"  {kind}: |H| = {k['n_functions']:,}, {k['n_classes_measured']} classes"
-                  f"{' (sampled)' if k['sampled'] else ''}; log sum_h P(h | target) = {_num(tot['log_p']):.2f} "
-                  f"[{_num(tot['ci'][0]):.2f}, {_num(tot['ci'][1]):.2f}]{' (' + tot['bound'] + ')' if tot['bound'] else ''}"
-                  f"; best single class {None if low is None else round(low['log_p'], 2)}")
+                  f"{' (sampled)' if k['sampled'] else ''}; log sum_h P(h | target) = {_fmt(tot)}; "
+                  f"P(some {kind} llama | target) in [max_h {_fmt(u['low'])}, min(1, sum) {_fmt(u['high'])}]; "
+                  f"cross-check sum_h P(h) E[1/N | h] = {_fmt(u['cross_check'])}")
+        if "any_llama" in s:
+            u = s["any_llama"]
+            print(f"  any llama: P in [{_fmt(u['low'])}, {_fmt(u['high'])}]; cross-check {_fmt(u['cross_check'])}")
         print(f"  P(direct | target) >= exp({s.get('direct_lower_bound')}) (1 - union bound; None = vacuous); "
               f"labels of MCMC samples inside the target (cross-check only): {s.get('labels_in_target_population')}")
     # (a) log P vs log |H|
     ax = axes[0]
     for kind, color in (("deep", "C0"), ("shallow", "C1")):
-        pts = sorted(curves[kind])
+        pts = sorted(curves[kind], key=lambda p: p[0])
         if not pts:
             continue
         x = np.array([p[0] for p in pts]) / LOG10
-        y, lo, hi = (np.array([p[i] for p in pts]) / LOG10 for i in (1, 2, 3))
-        yerr = np.nan_to_num(np.array([y - lo, hi - y]), nan=0.0)
-        ax.errorbar(x, y, yerr=yerr, fmt="o-", color=color, label=f"{kind}: sum over h (union upper bound)")
-        bounded = np.array([p[4] is not None for p in pts])
-        ax.plot(x[bounded], y[bounded], "v", color="white", mec=color, ms=9, label=f"{kind}: only a bound (class not reached)")
-        best = np.array([np.nan if p[5] is None else p[5] for p in pts]) / LOG10
-        ax.plot(x, best, "v:", color=color, label=f"{kind}: best class (union lower bound)")
-        ax.plot(x, y[0] + (x - x[0]), "--", color=color, lw=0.8, alpha=0.7, label=f"{kind}: naive counting, slope 1")
-        fit = slope([(p[0], p[1], p[2], p[3]) for p in pts if p[4] is None])
+        plot_estimates(ax, *_columns([p[1] for p in pts], x), color=color, label=f"{kind}: sum over h")
+        union_interval(ax, x, [p[2] for p in pts], color, kind)
+        est = [(xi, p[1]) for xi, p in zip(x, pts) if p[1]["bound"] is None and p[1]["log_p"] is not None]
+        if est:  # anchored at the first estimate, never at a bound
+            ax.plot(x, est[0][1]["log_p"] / LOG10 + (x - est[0][0]), "--", color=color, lw=0.8, alpha=0.7,
+                    label=f"{kind}: naive counting, slope 1")
+        fit = slope([(p[0], _num(p[1]["log_p"]), _num(p[1]["ci"][0]), _num(p[1]["ci"][1]))
+                     for p in pts if p[1]["bound"] is None])
         if fit:
             print(f"{kind}: slope of log P(sum over h | target) vs log |H_m| = {fit[0]:.2f} "
                   f"(95% range {fit[1]:.2f} .. {fit[2]:.2f}); naive counting predicts 1")
             ax.plot([], [], " ", label=f"{kind}: fitted slope {fit[0]:.2f} [{fit[1]:.2f}, {fit[2]:.2f}]")
     ax.set(xlabel="log10 |H_m| (number of possible llamas)", ylabel="log10 P(llamaizers | target)",
-           title="(a) llamaizer volume vs multiplicity")
+           title="(a) llamaizer volume vs multiplicity (open + arrow: bounds)")
     ax.legend(fontsize=6)
     # (b) constraint bits per class vs complexity
     ax = axes[1]
     allf = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     for c, ((kind, m), part) in enumerate(allf[allf["kind"].isin(["deep", "shallow"])].groupby(["kind", "m"])):
-        est = part["bound"].fillna("") == ""
-        marker = "o" if kind == "deep" else "s"
-        ax.plot(part.loc[est, "sensitivity"], part.loc[est, "bits"], marker, color=f"C{c}", ms=4,
-                label=f"{kind}, m = {m}")
-        ax.plot(part.loc[~est, "sensitivity"], part.loc[~est, "bits"], marker, color=f"C{c}", mfc="none", ms=6)
-    for _, row in allf[allf["kind"] == "control"].iterrows():
-        ax.axhline(row["bits"], lw=0.5, color="gray", alpha=0.5)
-    for _, row in allf.iterrows():
+        plot_estimates(ax, part["sensitivity"], *as_bits(part["log_p"], part["ci_low"], part["ci_high"], part["bound"]),
+                       color=f"C{c}", marker="o" if kind == "deep" else "s", line=False, ms=4, label=f"{kind}, m = {m}")
+    for _, row in allf[allf["kind"] == "control"].iterrows():  # dotted: only a bound
+        ax.axhline(row["bits"], lw=0.5, color="gray", alpha=0.5, ls="-" if row["bound"] != "upper" else ":")
+    for _, row in allf[allf["kind"] != "union"].iterrows():
         print(f"  m = {row['m']} {row['class']:>14}: bits = {row['bits']:.1f}, log P = {row['log_p']:.2f} "
               f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}] {row['bound'] if isinstance(row['bound'], str) else ''}"
-              f" ({row['n_evals']:,} evals)")
+              f" ({row['n_evals']:,} evals){_overlap(row)}")
     ax.set(xlabel="average sensitivity of h", ylabel="constraint bits -log2 P(llamaizer(h) | target)",
-           title="(b) per llama class (open: bounds; gray lines: controls)")
+           title="(b) per llama class (open + arrow: bounds)\ngray lines: controls (dotted: bounds)")
     ax.legend(fontsize=6)
     # (c) against width
     ax = axes[2]
     width_rows.sort(key=lambda r: r[0])
     for name in ("target_and", "target_xor", "mixed_and", "mixed_xor"):
-        pts = [(w, f.loc[f["class"] == name, "bits"].iloc[0]) for w, m, f, _ in width_rows if (f["class"] == name).any()]
-        if pts:
-            ax.plot(*zip(*pts), "x--", label=f"control {name}")
+        have = [(w, f.loc[f["class"] == name].iloc[0]) for w, m, f, _ in width_rows if (f["class"] == name).any()]
+        if have:
+            rows = pd.DataFrame([r for _, r in have])
+            plot_estimates(ax, [w for w, _ in have], *as_bits(rows["log_p"], rows["ci_low"], rows["ci_high"],
+                                                                rows["bound"]), marker="x", label=f"control {name}")
     for kind in ("deep", "shallow"):
-        pts = [(w, -_num(s[kind]["sum_over_h"]["log_p"]) / math.log(2)) for w, m, f, s in width_rows if kind in s]
-        if pts:
-            ax.plot(*zip(*pts), "o-", label=f"{kind}: -log2 sum over h")
-            print(f"width: {kind} " + ", ".join(f"{w}: {b:.1f} bits" for w, b in pts))
-    ax.set(xlabel="hidden width", ylabel="bits", title=f"(c) against width (m = {width_rows[0][1] if width_rows else '?'})")
+        have = [(w, s[kind]["sum_over_h"]) for w, m, f, s in width_rows if kind in s]
+        if have:
+            x, bits, low, high, bound = _bits([e for _, e in have], [w for w, _ in have])
+            plot_estimates(ax, x, bits, low, high, bound, label=f"{kind}: -log2 sum over h")
+            print(f"width: {kind} -log2 sum_h P(h | target): " + ", ".join(
+                f"{w:.0f}: {b:.1f} [{lo:.1f}, {hi:.1f}] bits{' (' + kind_ + ' bound)' if kind_ else ''}"
+                for w, b, lo, hi, kind_ in zip(x, bits, low, high, bound)))
+    ax.set(xlabel="hidden width", ylabel="bits (open, arrow: bounds)",
+           title=f"(c) against width (m = {width_rows[0][1] if width_rows else '?'})")
     ax.legend(fontsize=6)
     figure = out / "llamaizer.png"
     fig.savefig(figure, dpi=120, bbox_inches="tight")

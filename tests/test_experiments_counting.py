@@ -17,7 +17,8 @@ from circuits.reference import llama_network, parity_chain, parity_single, parit
 from volume import results
 from volume.__main__ import run
 from volume.errors import ConfigError
-from volume.experiments import _classes, depth, llamaizer
+from volume.estimators.rare_event import SplittingResult
+from volume.experiments import _classes, _union, depth, llamaizer
 from volume.nets import MLP
 from volume.priors import Prior
 from volume.setup import build
@@ -118,6 +119,7 @@ def test_log_sum_closed_form():
 def _check_frame(frame: pd.DataFrame, target: dict) -> pd.DataFrame:
     assert list(frame.columns[:5]) == COLUMNS[:5] and set(COLUMNS) <= set(frame.columns)
     assert (frame["n_evals"] > 0).all()
+    frame = frame[frame["bound"] != "interval"]  # llamaizer's union rows: checked on their own
     est = frame[frame["bound"].fillna("") == ""]
     # conditional = joint - target, capped at 0 (a probability), inside its own interval
     assert np.allclose(est["log_p"], np.minimum(est["log_p_joint"] - target["log_p"], 0.0))
@@ -135,7 +137,19 @@ def test_llamaizer_end_to_end_and_resume(tmp_path):
     assert set(stored) >= {"config", "summary", "estimates"} and summary["m"] == 2
     assert len(_check_frame(frame, stored["estimates"]["target"])) >= 2  # estimates, not only bounds
     assert set(frame["class"]) == {"deep_6", *[c for c in frame["class"] if c.startswith("shallow_")],
-                                   "target_and", "target_xor", "mixed_and", "mixed_xor"}
+                                   "target_and", "target_xor", "mixed_and", "mixed_xor",
+                                   "all_deep", "all_shallow", "all_llamas"}
+    # the union rows bracket P(union | target): [best class, min(1, sum over h)] in the summary's numbers
+    union = frame[frame["kind"] == "union"].set_index("class")
+    assert (union["bound"] == "interval").all() and union["log_p"].isna().all()
+    for kind in ("deep", "shallow"):
+        u, row = summary[kind]["union"], union.loc[f"all_{kind}"]
+        assert math.isclose(row["union_high"], min(summary[kind]["sum_over_h"]["log_p"], 0.0)) or u["high"]["bound"]
+        assert row["union_high"] <= 0 and row["ci_high"] <= 0
+        if u["low"] is not None:
+            measured = frame.loc[(frame["kind"] == kind) & (frame["bound"].fillna("") == ""), "log_p"]
+            assert np.allclose([u["low"]["log_p"], row["union_low"]], measured.max())  # the best estimate, not a bound
+            assert row["union_low"] <= row["union_high"] + 1e-12
     assert frame.loc[frame["class"] == "deep_6", "class_weight"].item() == 2  # |H_2| = {xor, xnor}
     assert summary["deep"]["n_functions"] == 2 and summary["shallow"]["n_functions"] == 12
     assert (tmp_path / "a" / "bits_per_h.png").exists() and not (tmp_path / "a" / results.CHECKPOINT).exists()
@@ -204,3 +218,86 @@ def test_llamaizer_target_not_reached_claims_nothing(tmp_path):
     assert summary["log_p_target"]["bound"] == "upper"
     assert frame["log_p"].isna().all() and (frame["bound"] == "target_not_reached").all()
     assert (frame["log_p_joint"] <= 0).all() and summary["deep"]["sum_over_h"]["log_p"] is None
+
+
+def test_log_sum_with_factors_closed_form():
+    """sum_c w_c f_c P(C_c | target): the cross-check's E[1/N | class] factors scale each term."""
+    rec = lambda runs: {"run_log_p": runs, "log_p": float(np.mean(runs)), "bound": None,  # noqa: E731
+                        "n_evals": 10, "ci": [min(runs), max(runs)]}
+    given = rec([-2.0, -2.2, -1.8])
+    terms = [(rec([-10.0, -10.5, -9.5]), 3.0), (rec([-12.0, -11.0, -13.0]), 5.0)]
+    out = _classes.log_sum(terms, given, seed=0, factors=np.array([0.5, 0.25]))
+    exact = math.log(3 * 0.5 * math.exp(-8.0) + 5 * 0.25 * math.exp(-10.0))
+    assert math.isclose(out["log_p"], exact, rel_tol=1e-12) and out["ci"][0] < exact < out["ci"][1]
+    plain = _classes.log_sum(terms, given, seed=0)
+    assert out["ci"][1] < plain["ci"][1]  # the same bootstrap draws, every term scaled down
+
+
+def test_union_identity_and_bracket():
+    """On an exact toy population: sum_h P(h) E[1/N | h] = P(N >= 1) (the cross-check is exact
+    when the samples inside each class follow the conditioned prior), max_h P(h) <= P(N >= 1)
+    <= sum_h P(h); and the bracket caps the sum at 1 and reads a bounded sum at its upper end."""
+    rng = np.random.default_rng(0)
+    carries = rng.random((500, 6)) < [0.02, 0.05, 0.1, 0.1, 0.3, 0.01]  # 500 equally likely networks x 6 classes
+    n = carries.sum(1)
+    p_h = carries.mean(0)
+    inv = np.array([(1 / n[carries[:, h]]).mean() for h in range(6)])
+    union = (n >= 1).mean()
+    assert math.isclose((p_h * inv).sum(), union, rel_tol=1e-12)
+    assert p_h.max() <= union <= p_h.sum() and union < p_h.sum()  # overlaps exist here
+    est = lambda v, bound=None: {"log_p": v, "ci": [v - 1, v + 1], "n_evals": 5, "bound": bound}  # noqa: E731
+    b = _union.bracket(est(-3.0), est(0.5), est(0.2))
+    assert b["high"]["log_p"] == 0.0 and b["high"]["ci"] == [-0.5, 0.0] and b["cross_check"]["log_p"] == 0.0
+    bounded = _union.bracket(None, {"log_p": -4.0, "ci": [None, -2.0], "n_evals": 5, "bound": "upper"}, est(-5.0))
+    assert bounded["high"]["log_p"] == -2.0  # an upper-bounded sum is read at its upper end
+    row = _union.rows({"all_x": bounded}, m=2)[0]
+    assert row["ci_low"] == -math.inf and row["union_high_bound"] == "upper" and math.isnan(row["log_p"])
+    added = _union.log_add([est(-3.0), est(-4.0)], shared_evals=2)
+    assert math.isclose(added["log_p"], math.log(math.exp(-3) + math.exp(-4))) and added["n_evals"] == 8
+
+
+@pytest.mark.parametrize("kind, h, expect", [
+    ("deep", 0x66, {"mean_distinct_llamas": 1, "share_other_llama": 0, "mean_inv_distinct": 1,
+                    "mean_inv_distinct_all": 1 / 5, "mean_llama_units": 5}),  # 1 deep + 4 minterm units
+    ("shallow", 0x88, {"mean_distinct_llamas": 1, "share_other_llama": 0, "mean_inv_distinct": 1,
+                       "mean_llama_units": 2}),  # two units, one distinct llama
+])
+def test_inspect_counts_distinct_llamas_on_hand_built_nets(kind, h, expect):
+    arch, theta, info = llama_network(f"{kind}_used", 3)
+    assert info["h"] == h
+    result = SplittingResult(None, np.zeros(1), np.ones(1, bool), theta=theta.repeat(3, 1))
+    out = llamaizer._inspect_llama(arch, llama_task(3), h, kind)(result)
+    assert out["frac_h_missed"] == 0
+    for key, value in expect.items():
+        assert math.isclose(out[key], value), (key, out[key], value)
+    # a llama the net does not carry still counts once (the class score said so); the deep net's 4 minterm
+    # units are 4 distinct shallow llamas, so in the class of a fifth shallow llama N = 5
+    arch, theta, _ = llama_network("deep_used", 3)
+    inside = SplittingResult(None, np.zeros(1), np.ones(1, bool), theta=theta)
+    other = llamaizer._inspect_llama(arch, llama_task(3), 0x01, "shallow")(inside)
+    assert other["frac_h_missed"] == 1 and other["mean_distinct_llamas"] == 5 and other["share_other_llama"] == 1
+
+
+def test_plot_estimates_draws_bounds_apart():
+    """Estimates: one line through them only, with error bars; bounds: open markers, never on
+    that line, each with an arrow pointing the way the value may lie."""
+    fig, ax = results.new_figure()
+    x, y = [1, 2, 3, 4, 5], [-1.0, -2.0, -3.0, -4.0, math.nan]
+    _classes.plot_estimates(ax, x, y, [-2, -3, -4, -5, 0], [0, -1, -2, -3, 0], ["", "upper", "", "lower", ""],
+                            label="a")
+    joined = [line for line in ax.get_lines() if line.get_linestyle() == "-" and len(line.get_xdata()) > 1
+              and line.get_marker() == "o"]
+    assert len(joined) == 1 and list(joined[0].get_xdata()) == [1, 3]  # NaN skipped, bounds not joined
+    open_marks = [line for line in ax.get_lines() if line.get_markerfacecolor() == "none"]
+    assert sorted(float(v) for line in open_marks for v in line.get_xdata()) == [2, 4]
+    arrows = sorted((a.xy[0], a.xyann[1]) for a in ax.texts)
+    assert arrows == [(2, -18), (4, 18)]  # upper bound: arrow down; lower bound: arrow up
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    # bounds are drawn at their conservative end; an upper bound on P is a lower bound on the bits
+    y, low, high, bound = _classes.estimate_columns([{"log_p": -3.0, "ci": [None, -2.0], "bound": "upper"},
+                                                     {"log_p": -1.0, "ci": [-1.5, -0.5], "bound": None}, None])
+    assert y[0] == -2.0 and y[1] == -1.0 and math.isnan(y[2]) and bound == ["upper", "", ""]
+    bits, b_low, b_high, b_bound = _classes.as_bits(y, low, high, bound)
+    assert np.allclose(bits[:2], [2 / math.log(2), 1 / math.log(2)]) and b_bound == ["lower", "", ""]
+    assert math.isclose(b_low[1], 0.5 / math.log(2)) and math.isclose(b_high[1], 1.5 / math.log(2))

@@ -107,15 +107,16 @@ def _run_draws(record: dict, rng: np.random.Generator) -> np.ndarray:
     return runs.mean() + se * rng.standard_t(len(runs) - 1, DRAWS)
 
 
-def log_sum(terms: list[tuple[dict, float]], given: dict, seed: int, sampled: tuple[np.ndarray, float] | None = None
-            ) -> dict:
+def log_sum(terms: list[tuple[dict, float]], given: dict, seed: int, sampled: tuple[np.ndarray, float] | None = None,
+            factors: np.ndarray | None = None) -> dict:
     """log of sum_c w_c P(C_c | target), with a 95% bootstrap interval.
 
     terms: (joint record, weight w_c) per class. With `sampled` = (draws, total) the classes
     come from `draws` (class index of each of k uniform draws of a member) and the weights
     are total * count / k: the bootstrap then also resamples the draws (sampling error).
     If any term is only an upper bound, so is the sum (bound = 'upper'). The sum is the
-    expected number of members carried, so it may exceed 1 (log > 0)."""
+    expected number of members carried, so it may exceed 1 (log > 0). `factors` (one per
+    class, > 0, taken as exact) multiply the weights: sum_c w_c f_c P(C_c | target)."""
     if not terms or given["bound"] is not None:
         return {"log_p": None, "ci": [None, None], "n_evals": 0,
                 "bound": "target_not_reached" if terms else None}
@@ -130,6 +131,9 @@ def log_sum(terms: list[tuple[dict, float]], given: dict, seed: int, sampled: tu
         k = len(draws)
         counts = rng.multinomial(k, np.bincount(draws, minlength=len(terms)) / k, size=DRAWS).T  # [C, DRAWS]
         w_draws = total * counts / k
+    if factors is not None:
+        weights = weights * factors
+        w_draws = w_draws * np.asarray(factors, float)[:, None]
     with np.errstate(divide="ignore"):
         boot = logsumexp(cond + np.log(w_draws), axis=0)
         point = logsumexp(np.array([rec["log_p"] - given["log_p"] for rec, _ in terms]) + np.log(weights))
@@ -138,6 +142,54 @@ def log_sum(terms: list[tuple[dict, float]], given: dict, seed: int, sampled: tu
     n_evals = sum(rec["n_evals"] for rec, _ in terms) + given["n_evals"]
     return {"log_p": float(point), "ci": [None if bound else float(low), float(max(high, point))],
             "n_evals": n_evals, "bound": bound}
+
+
+def estimate_columns(ests: list[dict | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(log_p, ci_low, ci_high, bound) for plot_estimates from Estimate-like dicts (log_p, ci,
+    bound); None values and missing dicts become NaN (not drawn). A bound is drawn at its
+    conservative end (an upper bound at its interval's top, a lower one at its bottom)."""
+    ests = [e or {"log_p": None, "ci": [None, None], "bound": None} for e in ests]
+    table = np.array([[math.nan if v is None else v for v in (e["log_p"], *e["ci"])] for e in ests], float)
+    table = table.reshape(-1, 3)
+    for row, e in zip(table, ests):
+        end = {"upper": 2, "lower": 1}.get(e["bound"])
+        if end is not None and np.isfinite(row[end]):
+            row[0] = row[end]
+    return table[:, 0], table[:, 1], table[:, 2], [e["bound"] or "" for e in ests]
+
+
+def as_bits(log_p, ci_low, ci_high, bound) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Constraint bits -log2 P with their interval, and what each point is: an upper bound on
+    P is a lower bound on the bits."""
+    bits = lambda v: -np.asarray(v, float) / math.log(2)  # noqa: E731
+    flip = {"upper": "lower", "lower": "upper"}
+    return bits(log_p), bits(ci_high), bits(ci_low), [flip.get(b, "") if isinstance(b, str) else "" for b in bound]
+
+
+def plot_estimates(ax, x, y, low, high, bound, color=None, marker: str = "o", label: str | None = None,
+                   line: bool = True, ms: float = 5) -> None:
+    """Draw points that may be estimates or bounds, never one like the other: estimates as
+    filled markers with their intervals (joined by a line when `line`); bounds ('upper' /
+    'lower': the plotted value is at most / at least y) as open markers with an arrow
+    pointing where the value may lie, no interval, never joined. NaN points are skipped."""
+    x, y, low, high = (np.asarray(v, float) for v in (x, y, low, high))
+    bound = np.array([b if b in ("upper", "lower") else "" for b in bound])
+    est = (bound == "") & np.isfinite(y)
+    if est.any():
+        err = np.nan_to_num(np.array([y[est] - low[est], high[est] - y[est]]), nan=0.0, posinf=0.0, neginf=0.0)
+        bars = ax.errorbar(x[est], y[est], yerr=np.clip(err, 0, None), fmt=marker + ("-" if line else ""),
+                           color=color, ms=ms, capsize=2, label=label)
+        color, label = bars.lines[0].get_color(), None
+    for kind, direction in (("upper", -1), ("lower", 1)):
+        sel = (bound == kind) & np.isfinite(y)
+        if not sel.any():
+            continue
+        dots = ax.plot(x[sel], y[sel], marker, ls="none", color=color, mfc="none", ms=ms + 2,
+                       label=None if label is None else f"{label} ({kind} bounds)")
+        color, label = dots[0].get_color(), None
+        for xi, yi in zip(x[sel], y[sel]):
+            ax.annotate("", (xi, yi), xytext=(0, 18 * direction), textcoords="offset points",
+                        arrowprops={"arrowstyle": "<-", "color": color, "lw": 1})
 
 
 def write_classes(run_dir: Path, rows: list[dict]) -> pd.DataFrame:

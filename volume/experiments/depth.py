@@ -1,7 +1,10 @@
 """Experiment `depth`: do parallel circuits outweigh one serial circuit of the same size?
 
 Residual MLP with L blocks, target = parity of the target bits (default 4). Classes of
-circuits.depth, read from each block's Walsh spectrum with threshold tau: serial (a chain
+circuits.depth, read from each block's Walsh spectrum with threshold tau (default 0.4, fixed
+in the circuits issue before any volume was measured: > 1/3, the most one ReLU unit puts on
+a pair, and < 1/2, so two parities can share a block; sweeps/fig_depth.py panel (d) shows
+the result at tau = 0.3, 0.4, 0.5): serial (a chain
 pair -> triple -> all in increasing blocks), parallel (two disjoint pairs, then all), single
 (all in one block, no intermediate before it), mixed (serial and parallel), other. Per
 class: log P(class | target) by rare-event splitting on min(target margin, class score)

@@ -11,8 +11,13 @@ the unit's margin against h), both margins divided by their scale (circuits/docs
 symmetry is exact: permuting/negating distractor inputs is a relabelling of first-layer
 weight rows and bias shifts that keeps the symmetric Gaussian prior and the target, so every
 member of a class has the same volume. Sums over classes weighted by class sizes give
-sum_h P(llamaizer(h) | target) = E[number of distinct llamas carried | target], an upper
-bound on P(some llama | target) (union bound); the largest single class is a lower bound.
+sum_h P(llamaizer(h) | target) = E[number N of distinct llamas carried | target], so
+P(some llama | target) lies in [max_h P(h | target), min(1, sum_h P(h | target))] (union
+bound; summary[kind]['union'], classes.csv rows all_deep / all_shallow / all_llamas); the
+overlap left open is measured as a cross-check, sum_h P(h) E[1/N | h] (exact identity, with
+E[1/N | h] from MCMC samples inside class h: volume.experiments._union).
+No tuned threshold: a unit carries h iff its pre-activation is > 0 exactly where h holds
+(margin > 0; the scale-free margins of the score move only the splitting levels).
 Controls: units carrying a function of two target bits or of one target and one distractor.
 """
 from __future__ import annotations
@@ -31,12 +36,13 @@ from volume import results
 from volume.complexity import complexity_table
 from volume.errors import ConfigError
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
-from volume.experiments import _classes
+from volume.experiments import _classes, _union
 from volume.nets import MLP
 from volume.setup import Setup
 
 AND, XOR = 0b1000, 0b0110  # keys over two variables
 KINDS = ("deep", "shallow")
+INSPECTED = ("frac_used", "mean_llama_units", "mean_distinct_llamas", "share_other_llama", "mean_inv_distinct")
 
 
 def unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
@@ -125,15 +131,27 @@ def choose_classes(kind: str, m: int, limit: int, seed: int) -> tuple[np.ndarray
     return reps, total * counts / limit, index
 
 
-def _inspect_llama(arch: MLP, task, h: int):
+def _inspect_llama(arch: MLP, task, h: int, kind: str = "deep"):
     """Cross-check inside the class (MCMC samples): share of networks where a unit carrying
-    h is used (ablating it changes the function), and their mean number of llama units."""
+    h is used (ablating it changes the function), their mean number of llama units, and the
+    overlap between llamas: N = number of distinct llamas of this kind a network carries (h
+    counts even where the classifier's own forward misses it), E[N], P(N >= 2), E[1/N], and
+    E[1/N_all] over llamas of both kinds (see `summarise`)."""
     def inspect(result) -> dict:
         r = classify_llamas(arch, result.theta.to(torch.float32), task)
-        rows = r.llamas[r.llamas["h"].astype(np.uint64) == np.uint64(h)]
+        llamas = r.llamas.assign(h=r.llamas["h"].astype(np.uint64))
+        rows = llamas[llamas["h"] == np.uint64(h)]
         used = rows.groupby("network")["used"].any()
+        n = result.theta.shape[0]
+        missed = ~np.isin(np.arange(n), rows["network"].to_numpy())
+        distinct = llamas.drop_duplicates(["network", "h"])
+        same = np.bincount(distinct.loc[distinct["depth"] == kind, "network"], minlength=n) + missed
+        every = np.bincount(distinct["network"], minlength=n) + missed
         return {"frac_used": float(used.mean()) if len(used) else None,
-                "mean_llama_units": float((r.n_shallow + r.n_deep).mean())}
+                "mean_llama_units": float((r.n_shallow + r.n_deep).mean()),
+                "mean_distinct_llamas": float(same.mean()), "share_other_llama": float((same >= 2).mean()),
+                "mean_inv_distinct": float((1 / same).mean()), "mean_inv_distinct_all": float((1 / every).mean()),
+                "frac_h_missed": float(missed.mean())}
     return inspect
 
 
@@ -160,7 +178,7 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
         for c, h in enumerate(reps):
             jobs.append(_classes.Job(f"{kind}_{int(h):x}", unit_class_score(arch, task, split.distractors, [h]),
                                      1 + 2 * (int(h) + (1 << (1 << m)) * KINDS.index(kind)),
-                                     _inspect_llama(arch, task, int(h)),
+                                     _inspect_llama(arch, task, int(h), kind),
                                      {"kind": kind, "h": f"{int(h):x}", "class_weight": weights[c],
                                       "lz": stats["lz"][c], "sensitivity": stats["sensitivity"][c]}))
     if exp.get("controls"):
@@ -177,7 +195,7 @@ def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed
     rows = []
     for job in jobs[1:]:
         row = _classes.conditional_row(job.name, records[job.name], given)
-        extra = {k: v for k, v in records[job.name].items() if k in ("frac_used", "mean_llama_units")}
+        extra = {k: v for k, v in records[job.name].items() if k in INSPECTED}
         rows.append({**row, **job.info, "m": m, "bits": -row["log_p"] / math.log(2), **extra})
     frame = pd.DataFrame(rows)
     summary = {"m": m, "log_p_target": {k: given[k] for k in ("log_p", "ci", "n_evals", "bound")},
@@ -188,15 +206,34 @@ def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed
         total = _classes.log_sum(terms, given, seed, sampled)
         part = frame[(frame["kind"] == kind) & (frame["bound"] == "")]  # estimates, not bounds
         best = part.loc[part["log_p"].idxmax()] if len(part) else None
+        low = None if best is None else {"class": best["class"], "log_p": best["log_p"],
+                                         "ci": [best["ci_low"], best["ci_high"]], "bound": None}
+        cross = {f: _classes.log_sum(terms, given, seed, sampled, _union.harmonic_factors(records, plan["names"], f))
+                 for f in ("mean_inv_distinct", "mean_inv_distinct_all")}
         summary[kind] = {"n_functions": population_size(kind, m), "n_classes_measured": len(plan["names"]),
-                         "sampled": plan["draws"] is not None, "sum_over_h": total,
-                         "union_lower": None if best is None else {
-                             "class": best["class"], "log_p": best["log_p"], "ci": [best["ci_low"], best["ci_high"]]}}
+                         "sampled": plan["draws"] is not None, "sum_over_h": total, "union_lower": low,
+                         "union": _union.bracket(low, total, cross["mean_inv_distinct"]),
+                         "cross_check_all_kinds": cross["mean_inv_distinct_all"]}
     uppers = [summary[k]["sum_over_h"]["ci"][1] for k in plans]
     if len(plans) == len(KINDS) and all(u is not None for u in uppers):
         any_llama = float(np.logaddexp.reduce(uppers))  # upper end: deep sum + shallow sum
         summary["direct_lower_bound"] = math.log1p(-math.exp(any_llama)) if any_llama < 0 else None
+    if len(plans) == len(KINDS):  # deep or shallow: low = the larger low end, high = both sums
+        lows = [summary[k]["union_lower"] for k in KINDS if summary[k]["union_lower"] is not None]
+        summary["any_llama"] = _union.bracket(
+            max(lows, key=lambda e: e["log_p"], default=None),
+            _union.log_add([summary[k]["sum_over_h"] for k in KINDS], given["n_evals"]),
+            _union.log_add([summary[k]["cross_check_all_kinds"] for k in KINDS], given["n_evals"]))
     return frame, summary
+
+
+def union_rows(summary: dict) -> list[dict]:
+    """classes.csv rows all_deep, all_shallow, all_llamas: the bracket of P(union | target)
+    and its cross-check (volume.experiments._union)."""
+    brackets = {f"all_{k}": summary[k]["union"] for k in KINDS if k in summary}
+    if "any_llama" in summary:
+        brackets["all_llamas"] = summary["any_llama"]
+    return _union.rows(brackets, summary["m"])
 
 
 def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
@@ -204,11 +241,13 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
     for kind, marker in (("deep", "o"), ("shallow", "s")):
         part = frame[frame["kind"] == kind]
         if len(part):
-            err = [part["bits"] - (-part["ci_high"] / math.log(2)), (-part["ci_low"] / math.log(2)) - part["bits"]]
-            ax.errorbar(part["sensitivity"], part["bits"], yerr=np.nan_to_num(err, posinf=0), fmt=marker, ms=4,
-                        label=f"{kind} llamas")
+            bits, low, high, bound = _classes.as_bits(part["log_p"], part["ci_low"], part["ci_high"], part["bound"])
+            # an upper bound's ci_low is -inf: its bits are drawn as a bound (arrow up), no interval
+            _classes.plot_estimates(ax, part["sensitivity"], bits, low, high, bound, marker=marker, line=False,
+                                    ms=4, label=f"{kind} llamas")
     return results.finish_figure(fig, run_dir / "bits_per_h.png", ax, "average sensitivity of h",
-                                 "constraint bits  -log2 P(llamaizer(h) | target)", title, legend_size=7)
+                                 "constraint bits  -log2 P(llamaizer(h) | target)\n(open, arrow: bounds)",
+                                 title, legend_size=7)
 
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
@@ -217,7 +256,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     jobs, plans = build_jobs(setup, m)
     records = _classes.run_jobs(setup, run_dir, state, jobs, options)
     frame, summary = summarise(records, jobs, plans, m, setup.cfg.seed)
-    _classes.write_classes(run_dir, frame)
+    _classes.write_classes(run_dir, frame.to_dict("records") + union_rows(summary))
     summary["seconds"] = sum(r["seconds"] for r in records.values())
     summary["n_evals"] = sum(r["n_evals"] for r in records.values())
     summary["figures"] = [plot(frame, run_dir, f"{setup.arch.describe()}, m = {m}")]
@@ -242,6 +281,19 @@ def describe(summary: dict) -> str:
             s = summary[kind]
             parts.append(f"{kind} llamas (|H| = {s['n_functions']:,}, {s['n_classes_measured']} classes"
                          f"{', sampled' if s['sampled'] else ''}): sum_h P(llamaizer(h) | target) "
-                         f"{_fmt(s['sum_over_h'])}.")
+                         f"{_fmt(s['sum_over_h'])}; P(some {kind} llama | target) in {_bracket(s['union'])}.")
+    if "any_llama" in summary:
+        parts.append(f"P(some llama | target) in {_bracket(summary['any_llama'])}.")
     parts.append(f"{summary['n_evals']:,} network evaluations in {summary['seconds']:.0f} s.")
     return " ".join(parts)
+
+
+def _bracket(b: dict) -> str:
+    if b["high"]["log_p"] is None:
+        return "undefined (target not reached)"
+    log10 = lambda v: v / math.log(10)  # noqa: E731
+    low = "0" if b["low"] is None else f"10^{log10(b['low']['log_p']):.2f}"
+    cross = b["cross_check"]["log_p"]
+    return (f"[{low}, 10^{log10(b['high']['log_p']):.2f}{' (bound)' if b['high']['bound'] else ''}] "
+            f"(max_h, union bound; cross-check sum_h P(h) E[1/N | h] = "
+            f"{'n/a' if cross is None else f'10^{log10(cross):.2f}'})")
