@@ -39,9 +39,9 @@ def main() -> None:
             ("depth", "depth", "trained_classes_depth", DEPTH))):
         prior_extra = (QUICK_PRIOR + (["experiment.n_classes_sampled=2", "experiment.controls=false"]
                                       if name == "llama" else [])) if args.quick else []
-        prior_job, = run_sweep(out / f"prior_{name}", [f"experiment={prior_exp}", *task, *prior_extra],
+        prior_job, = run_sweep(out / f"runs_prior_{name}", [f"experiment={prior_exp}", *task, *prior_extra],
                                args.launcher, args.launcher_overrides)
-        trained_job, = run_sweep(out / f"trained_{name}", [f"experiment={trained_exp}", *task,
+        trained_job, = run_sweep(out / f"runs_trained_{name}", [f"experiment={trained_exp}", *task,
                                                           f"experiment.prior_run={prior_job}",
                                                           *(QUICK_TRAINED if args.quick else [])],
                                  args.launcher, args.launcher_overrides)
