@@ -28,3 +28,26 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.Co
 @pytest.fixture
 def cfg_factory():
     return make_cfg
+
+
+def run_in_process(run_dir: Path, *overrides: str) -> dict:
+    """The run `python -m volume OVERRIDES hydra.run.dir=run_dir` does, in this process."""
+    from volume.__main__ import run
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run(make_cfg(*overrides), run_dir)
+
+
+def interrupt_on_call(monkeypatch, module, name: str, call: int):
+    """Replace module.name by a wrapper that raises KeyboardInterrupt (a kill mid-run) on
+    its `call`-th call; returns the real function, to put back before resuming."""
+    real, calls = getattr(module, name), []
+
+    def dies(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, dies)
+    return real

@@ -11,7 +11,8 @@ import torch
 from scipy import integrate
 from scipy.stats import chi2_contingency, norm
 
-from conftest import make_cfg
+from conftest import interrupt_on_call, make_cfg
+from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.functions import unique_counts, unpack_bits
 from volume.nets import ACTIVATIONS, MLP
@@ -199,13 +200,6 @@ def test_unsupported_settings_raise_config_error():
     nngp_kernel(MLP([3, 1], "tanh"), Prior(fan_in_scaling=False), x)  # a perceptron has no activation: fine
 
 
-def _run(run_dir, *overrides):
-    from volume.__main__ import run
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run(make_cfg(*overrides), run_dir)
-
-
 SVP = ("experiment=sgd_vs_prior", "n_samples=100", "experiment.n_prior=5000", "task.n=5", "experiment.n_train=12",
        "experiment.split_seed=3", "experiment.rare_event_top=0", "trainer.max_steps=200", "threads=1")
 
@@ -256,15 +250,7 @@ def test_killed_nngp_stage_resumes_to_the_same_counts(tmp_path, monkeypatch):
 
     args = (*SVP, "experiment.n_nngp=6000", "batch_size=512", "checkpoint_seconds=0")
     whole = _run(tmp_path / "whole", *args)
-    calls, real = [], sgd_vs_prior.gp_keys
-
-    def dies_on_fifth_batch(*a, **k):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(sgd_vs_prior, "gp_keys", dies_on_fifth_batch)
+    real = interrupt_on_call(monkeypatch, sgd_vs_prior, "gp_keys", 5)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path / "cut", *args)
     resumed = []

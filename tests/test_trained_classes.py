@@ -12,7 +12,8 @@ import pytest
 from circuits import boolean
 from circuits.depth import classify_depth
 from circuits.llama import classify_llamas
-from conftest import make_cfg
+from conftest import interrupt_on_call, make_cfg
+from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.experiments._circuit_labels import labeller
 from volume.setup import build
@@ -24,13 +25,6 @@ TINY = ("experiment=trained_classes", "task.target=and", "task.target_vars=[1,2]
 TINY_LLAMAIZER = ("experiment=llamaizer", "task.target=and", "task.target_vars=[1,2]", "task.n=4",
                   "model.hidden=[6,6]", "estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2",
                   "estimator.max_levels=40", "experiment.n_classes_sampled=2", "experiment.controls=false", "threads=1")
-
-
-def _run(run_dir: Path, *overrides: str) -> dict:
-    from volume.__main__ import run
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run(make_cfg(*overrides), run_dir)
 
 
 def _csv(path: Path) -> pd.DataFrame:
@@ -110,15 +104,7 @@ def test_result_does_not_depend_on_pool_and_resumes_after_a_kill(llama_runs, tmp
     root, _ = llama_runs
     args = (*TINY, f"experiment.prior_run={root / 'prior'}", "checkpoint_seconds=0")
     monkeypatch.setattr(_trained, "TRAIN_BLOCK", 64)
-    calls, real_train = [], _trained.train
-
-    def dies_on_second_block(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_train(*a, **k)
-
-    monkeypatch.setattr(_trained, "train", dies_on_second_block)
+    real_train = interrupt_on_call(monkeypatch, _trained, "train", 2)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, *args, "trainer.pool=37")
     assert (tmp_path / "checkpoint.npz").exists()

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import make_cfg, run_cli
+from conftest import interrupt_on_call, make_cfg, run_cli
+from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.experiments.path_dependence import collision, grouped_collision, shared_tv
 from volume.functions import FunctionTable, unpack_bits
@@ -104,14 +105,6 @@ def test_bad_trainer_settings_raise_config_error():
         train(MLP([4, 3, 2]), X, Y, Trainer(), init_ids=np.arange(2), prior=PRIOR)
 
 
-def _run(run_dir: Path, *overrides: str) -> dict:
-    """The run `python -m volume OVERRIDES hydra.run.dir=run_dir` does, in this process."""
-    from volume.__main__ import run
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run(make_cfg(*overrides), run_dir)
-
-
 SVP = ("experiment=sgd_vs_prior", "n_samples=300", "experiment.n_prior=20000", "task.n=5", "experiment.n_train=12",
        "experiment.split_seed=3", "experiment.rare_event_top=0", "trainer.max_steps=300")
 
@@ -160,15 +153,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     args = (*SVP[:-1], "trainer.max_steps=100", "n_samples=120", "checkpoint_seconds=0")
     monkeypatch.setattr(_trained, "TRAIN_BLOCK", 40)
     whole = _run(tmp_path / "whole", *args)
-    calls, real_train = [], _trained.train
-
-    def dies_on_third_block(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_train(*a, **k)
-
-    monkeypatch.setattr(_trained, "train", dies_on_third_block)
+    real_train = interrupt_on_call(monkeypatch, _trained, "train", 3)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path / "cut", *args)
     assert (tmp_path / "cut" / "checkpoint.npz").exists()

@@ -35,7 +35,8 @@ from circuits.llama import LABELS as LLAMA_LABELS
 from circuits.llama import classify_llamas, split_of
 from volume import results
 from volume.errors import ConfigError
-from volume.nets import MLP, ResidualMLP
+from volume.experiments.llamaizer import distractor_bits
+from volume.nets import ResidualMLP
 from volume.setup import Setup
 
 CIRCUITS = ("llama", "depth")
@@ -110,16 +111,10 @@ def labeller(setup: Setup) -> tuple[Labeller, int]:
             raise ConfigError(f"experiment.tau: a fraction in (0, 1), got {tau!r}")
         fields = ("label", "confirmed_label")
         return Labeller(circuit, fields, tuple(cdepth.LABELS), np.zeros(0, np.uint64), np.zeros(0, int), float(tau)), 0
-    if not isinstance(arch, MLP) or arch.n_out != 1 or arch.n_layers < 2 or arch.activation == "sign":
-        raise ConfigError("model: experiment.circuits=llama needs model=mlp with >= 1 hidden layer, n_out=1 and a "
-                          "trainable activation (relu, tanh, identity)")
-    if cfg.task.get("encoding") != "pm1" or not cfg.task.get("target_vars"):
-        raise ConfigError("task: experiment.circuits=llama needs task.encoding=pm1 and task.target_vars (the other "
-                          "bits are the distractors)")
-    m = task.n_vars - len(cfg.task.target_vars)
-    if not 1 <= m <= 4:
-        raise ConfigError(f"task.n: experiment.circuits=llama needs m = task.n - len(task.target_vars) in 1..4 "
-                          f"distractor bits, got {m}")
+    m = distractor_bits(setup, "experiment.circuits=llama", 4)  # the class table is built for m <= 4
+    if arch.activation == "sign":
+        raise ConfigError("model.activation: 'sign' has zero gradient almost everywhere; train with relu, tanh or "
+                          "identity")
     keys = np.arange(1, boolean.n_functions(m) - 1)  # every non-constant h
     reps, sizes = np.unique(boolean.class_table(m)[keys], return_counts=True)
     return Labeller(circuit, ("label", "n_shallow", "n_deep", "carried"), LLAMA_LABELS, reps.astype(np.uint64),

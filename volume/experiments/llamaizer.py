@@ -70,19 +70,28 @@ def unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
     return score
 
 
-def _check(setup: Setup) -> int:
-    """m, after validating what this experiment needs (ConfigError names the key)."""
+def distractor_bits(setup: Setup, who: str, max_m: int) -> int:
+    """m, the number of distractor bits, after checking that the model (an MLP with one
+    output and >= 1 hidden layer) and the task (pm1 cube, target, target_vars) suit a llama
+    experiment; `who` names the experiment in the ConfigError."""
     cfg, task = setup.cfg, setup.task
     if not isinstance(setup.arch, MLP) or setup.arch.n_out != 1 or setup.arch.n_layers < 2:
-        raise ConfigError("model: experiment llamaizer needs model=mlp with >= 1 hidden layer and n_out=1")
+        raise ConfigError(f"model: {who} needs model=mlp with >= 1 hidden layer and n_out=1")
     if cfg.task.get("name") != "boolean" or cfg.task.get("encoding") != "pm1" or task.target is None \
             or not cfg.task.get("target_vars"):
-        raise ConfigError("task: experiment llamaizer needs task.name=boolean, task.encoding=pm1, a task.target "
+        raise ConfigError(f"task: {who} needs task.name=boolean, task.encoding=pm1, a task.target "
                           "and task.target_vars (the other bits are the distractors)")
     m = task.n_vars - len(cfg.task.target_vars)
-    if not 1 <= m <= 5:
+    if not 1 <= m <= max_m:
         raise ConfigError(f"task.n: the number of distractor bits m = task.n - len(task.target_vars) must be in "
-                          f"1..5, got {m}")
+                          f"1..{max_m} for {who}, got {m}")
+    return m
+
+
+def _check(setup: Setup) -> int:
+    """m, after validating what this experiment needs (ConfigError names the key)."""
+    cfg = setup.cfg
+    m = distractor_bits(setup, "experiment llamaizer", 5)
     k = cfg.experiment.get("n_classes_sampled")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"experiment.n_classes_sampled: an integer >= 1, got {k!r}")
