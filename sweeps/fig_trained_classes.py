@@ -46,7 +46,8 @@ def main() -> None:
                                                           *(QUICK_TRAINED if args.quick else [])],
                                  args.launcher, args.launcher_overrides)
         summary = load(trained_job)["summary"]
-        frame = pd.read_csv(trained_job / "classes.csv", keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(trained_job / "classes.csv")
+        frame["prior_meaning"] = frame["prior_meaning"].fillna("")
         print(f"\n{name}: {summary['n_fitted']:,} of {summary['n_runs']:,} trained networks fit; prior run {prior_job}")
         for _, row in frame.iterrows():
             prior = (f"[{row['prior_low'] / math.log(10):.2f}, {row['prior_high'] / math.log(10):.2f}] "
