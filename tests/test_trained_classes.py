@@ -96,6 +96,7 @@ def test_basins_are_lower_bounds_for_the_first_networks_of_each_class(llama_runs
     assert sorted(basins["network"]) == sorted(first.to_numpy())
     assert (basins.set_index("network")["class"] == records.set_index("network").loc[basins["network"], "class"]).all()
     assert (basins["log_volume"] < 0).all() and np.isfinite(basins["log_volume"]).all()
+    assert (basins["median_radius"] > 0).all() and np.isfinite(basins["median_radius"]).all()
 
 
 def test_result_does_not_depend_on_pool_and_resumes_after_a_kill(llama_runs, tmp_path, monkeypatch):

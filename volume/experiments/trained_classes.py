@@ -56,7 +56,7 @@ def _basins(setup: Setup, trainer, runs: dict, label_names: tuple[str, ...], per
     fitted = np.flatnonzero(runs["fitted"])
     chosen = np.concatenate([fitted[runs["label"][fitted] == i][:per_class] for i in range(len(label_names))])
     if per_class == 0 or len(chosen) == 0:
-        return pd.DataFrame(columns=["network", "class", "log_volume", "ess", "n_evals"])
+        return pd.DataFrame(columns=["network", "class", "log_volume", "median_radius", "ess", "n_evals"])
     chosen.sort()
     have = stages.get("basins")
     if not stages.done("basins"):
@@ -68,17 +68,20 @@ def _basins(setup: Setup, trainer, runs: dict, label_names: tuple[str, ...], per
         found = [basin(loss, out.theta[j], arch, setup.prior, 0.0, n_directions=directions, seed=cfg.seed + int(net),
                        progress=cfg.progress) for j, net in enumerate(chosen)]
         have = {"log_volume": np.array([b.estimate.log_p for b in found]), "ess": np.array([b.ess for b in found]),
+                "median_radius": np.array([np.median(b.radii) for b in found]),
                 "n_evals": np.array([b.estimate.n_evals for b in found])}
         stages.put("basins", have, complete=True)
     return pd.DataFrame({"network": chosen, "class": np.array(label_names)[runs["label"][chosen]],
-                         "log_volume": have["log_volume"], "ess": have["ess"], "n_evals": have["n_evals"]})
+                         "log_volume": have["log_volume"], "median_radius": have["median_radius"], "ess": have["ess"],
+                         "n_evals": have["n_evals"]})
 
 
 def _class_frame(events: pd.DataFrame, n_fitted: int, basins: pd.DataFrame) -> pd.DataFrame:
     log_p, low, high = frequencies(events["count"].to_numpy(), n_fitted)
     frame = events.assign(n_fitted=n_fitted, log_p_sgd=log_p, ci_low_sgd=low, ci_high_sgd=high)
-    stats = basins.groupby("class")["log_volume"].agg(["count", "median", "min", "max"])
-    stats.columns = ["basin_n", "basin_log_median", "basin_log_min", "basin_log_max"]
+    stats = basins.groupby("class").agg(basin_n=("log_volume", "count"), basin_log_median=("log_volume", "median"),
+                                        basin_log_min=("log_volume", "min"), basin_log_max=("log_volume", "max"),
+                                        basin_median_radius=("median_radius", "median"))
     return frame.merge(stats, how="left", left_on="class", right_index=True)
 
 
@@ -110,11 +113,12 @@ def plot(frame: pd.DataFrame, basins: pd.DataFrame, run_dir: Path, title: str) -
     class_panel(left, frame, title)
     names = list(dict.fromkeys(basins["class"]))
     for i, name in enumerate(names):
-        values = basins.loc[basins["class"] == name, "log_volume"] / math.log(10)
+        values = basins.loc[basins["class"] == name, "median_radius"]
         right.scatter(np.full(len(values), i), values, marker="^", s=14)
     right.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
-    right.set_ylabel("log10 basin volume (lower bound)")
-    right.set_title("target region around each trained network", fontsize=8)
+    right.set_ylabel("median radius of the target region (prior std units)")
+    right.set_title("how far each trained network is from changing its function, along random directions\n"
+                    "(log-volume lower bounds in basins.csv)", fontsize=8)
     return results.finish_figure(fig, run_dir / "trained_classes.png")
 
 
