@@ -51,3 +51,18 @@ def interrupt_on_call(monkeypatch, module, name: str, call: int):
 
     monkeypatch.setattr(module, name, dies)
     return real
+
+
+def check_kill_and_resume(tmp_path: Path, monkeypatch, args: tuple[str, ...], module, call: int,
+                          files: tuple[str, ...], name: str = "train") -> None:
+    """Run `args` whole; run it again killed at the call-th call of module.name; resume that
+    run: it must return the whole run's summary and write byte-identical files."""
+    whole = run_in_process(tmp_path / "whole", *args)
+    real = interrupt_on_call(monkeypatch, module, name, call)
+    with pytest.raises(KeyboardInterrupt):
+        run_in_process(tmp_path / "cut", *args)
+    assert (tmp_path / "cut" / "checkpoint.npz").exists()
+    monkeypatch.setattr(module, name, real)
+    assert run_in_process(tmp_path / "cut", *args, "resume=true") == whole
+    for file in files:
+        assert (tmp_path / "cut" / file).read_bytes() == (tmp_path / "whole" / file).read_bytes(), file

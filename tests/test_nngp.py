@@ -11,7 +11,7 @@ import torch
 from scipy import integrate
 from scipy.stats import chi2_contingency, norm
 
-from conftest import interrupt_on_call, make_cfg
+from conftest import interrupt_on_call
 from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.functions import unique_counts, unpack_bits

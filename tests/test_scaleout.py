@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 
-from conftest import ROOT, run_cli
+from conftest import ROOT
 from volume.index import build_index
 
 TINY = ["n_samples=2000", "model.hidden=[8]", "task.n=4"]

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import interrupt_on_call, make_cfg, run_cli
+from conftest import check_kill_and_resume, run_cli
 from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.experiments.path_dependence import collision, grouped_collision, shared_tv
@@ -152,15 +151,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
 
     args = (*SVP[:-1], "trainer.max_steps=100", "n_samples=120", "checkpoint_seconds=0")
     monkeypatch.setattr(_trained, "TRAIN_BLOCK", 40)
-    whole = _run(tmp_path / "whole", *args)
-    real_train = interrupt_on_call(monkeypatch, _trained, "train", 3)
-    with pytest.raises(KeyboardInterrupt):
-        _run(tmp_path / "cut", *args)
-    assert (tmp_path / "cut" / "checkpoint.npz").exists()
-    monkeypatch.setattr(_trained, "train", real_train)
-    assert _run(tmp_path / "cut", *args, "resume=true") == whole
-    for name in ("records.csv", "functions.csv"):
-        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    check_kill_and_resume(tmp_path, monkeypatch, args, _trained, 3, ("records.csv", "functions.csv"))
 
 
 def test_path_dependence_end_to_end(tmp_path):

@@ -181,11 +181,14 @@ def frequencies(counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.
     return log_p, low, high
 
 
-def finished_summary(run_dir: Path, state: dict | None) -> dict | None:
-    """The stored summary when resuming a run that already finished."""
+def resume(setup: Setup, run_dir: Path, state: dict | None) -> tuple[dict | None, Stages]:
+    """(the stored summary, when resuming a run that already finished; else None) and the
+    checkpointed stages to run or continue."""
     if state is not None and state.get("complete") is True:
-        return json.loads((run_dir / results.RESULTS).read_text())["summary"]
-    return None
+        summary = json.loads((run_dir / results.RESULTS).read_text())["summary"]
+    else:
+        summary = None
+    return summary, Stages(run_dir, setup.config, state, setup.cfg.checkpoint_seconds)
 
 
 def aligned_counts(*tables: FunctionTable) -> tuple[np.ndarray, ...]:

@@ -126,7 +126,7 @@ def plot(frame: pd.DataFrame, records: dict, run_dir: Path, title: str) -> str:
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     options = _classes.estimator_options(setup)
     tau, classes = _check(setup)
-    arch, task, cfg = setup.arch, setup.task, setup.cfg
+    arch, task = setup.arch, setup.task
     T = cdepth.target_set(task)
     jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), 0)]
     jobs += [_classes.Job(name, class_score(arch, task, T, tau, name), 1 + cdepth.LABELS.index(name),

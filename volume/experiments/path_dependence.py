@@ -30,7 +30,7 @@ from volume.functions import FunctionTable, unique_counts
 from volume.nets import build_architecture
 from volume.setup import Setup
 
-from volume.experiments._trained import (Stages, aligned_counts, common_checks, finished_summary, held_out_keys,
+from volume.experiments._trained import (aligned_counts, common_checks, resume, held_out_keys,
                                          prior_posterior, records_frame, table_of, trained)
 
 Z95 = 1.959963984540054
@@ -134,9 +134,9 @@ def check(setup: Setup):
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     cfg, task, exp = setup.cfg, setup.task, setup.cfg.experiment
     trainer, split, widths = check(setup)
-    if (summary := finished_summary(run_dir, state)) is not None:
+    summary, stages = resume(setup, run_dir, state)
+    if summary is not None:
         return summary
-    stages = Stages(run_dir, setup.config, state, cfg.checkpoint_seconds)
     ids = np.arange(cfg.n_samples)
     same_init = np.repeat(np.arange(exp.n_inits), exp.runs_per_init)
     same_order = cfg.n_samples + np.arange(len(same_init))  # orders unused by the independent runs

@@ -27,7 +27,7 @@ from volume.nets import MLP
 from volume.nngp import check_nngp, gp_keys, nngp_kernel, ordered_factor
 from volume.setup import Setup
 
-from volume.experiments._trained import (Stages, aligned_counts, common_checks, finished_summary, frequencies,
+from volume.experiments._trained import (Stages, aligned_counts, common_checks, resume, frequencies,
                                          prior_posterior, records_frame, table_of, trained)
 
 TABLE, PRIOR_TABLE, NNGP_TABLE = "functions.npz", "prior_functions.npz", "nngp_functions.npz"
@@ -189,7 +189,8 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     cfg, task, arch = setup.cfg, setup.task, setup.arch
     trainer, split = common_checks(setup)
-    if (summary := finished_summary(run_dir, state)) is not None:
+    summary, stages = resume(setup, run_dir, state)
+    if summary is not None:
         return summary
     n_prior = cfg.experiment.get("n_prior")
     if not isinstance(n_prior, int) or isinstance(n_prior, bool) or n_prior < 1:
@@ -207,7 +208,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     if not top_k or any(not isinstance(k, int) or k < 1 for k in top_k):
         raise ConfigError(f"experiment.top_k: a list of positive integers, got {top_k}")
     n_nngp = nngp_size(setup)
-    stages = Stages(run_dir, setup.config, state, cfg.checkpoint_seconds)
     ids = np.arange(cfg.n_samples)
     runs = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, "sgd", cfg.progress)
     post, n_consistent = prior_posterior(arch, setup.prior, task, split, cfg.seed, n_prior, cfg.batch_size,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from volume import results
 from volume.errors import ConfigError
@@ -30,7 +29,7 @@ from volume.setup import Setup
 from volume.training import build_trainer, train
 
 from volume.experiments._circuit_labels import labeller, load_prior_run, prior_columns
-from volume.experiments._trained import Split, Stages, finished_summary, frequencies, records_frame, trained
+from volume.experiments._trained import Split, Stages, resume, frequencies, records_frame, trained
 
 
 def _check(setup: Setup) -> dict:
@@ -128,9 +127,9 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     label, m = labeller(setup)
     prior = load_prior_run(setup, label.circuit)
     trainer = build_trainer(cfg.trainer)
-    if (summary := finished_summary(run_dir, state)) is not None:
+    summary, stages = resume(setup, run_dir, state)
+    if summary is not None:
         return summary
-    stages = Stages(run_dir, setup.config, state, cfg.checkpoint_seconds)
     everything = Split(np.arange(task.n_inputs), np.zeros(0, np.int64))
     ids = np.arange(cfg.n_samples)
     runs = trained(arch, setup.prior, trainer, task, everything, cfg.seed, ids, ids, stages, "sgd", cfg.progress,
