@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from volume import results
 from volume.errors import ConfigError
@@ -63,7 +64,11 @@ def _basins(setup: Setup, trainer, runs: dict, label_names: tuple[str, ...], per
                     keep_theta=True)
         if not np.array_equal(output_keys(out.outputs), runs["keys"][chosen]):
             raise RuntimeError("retraining the basin networks gave other functions than the recorded runs")
-        loss = (lambda score: lambda theta: -score(theta))(target_margin_score(arch, task.x, task.target))
+        score = target_margin_score(arch, task.x, task.target)  # > 0 exactly where the target is computed
+
+        def loss(theta: torch.Tensor) -> torch.Tensor:
+            return -score(theta)
+
         found = [basin(loss, out.theta[j], arch, setup.prior, 0.0, n_directions=directions, seed=cfg.seed + int(net),
                        progress=cfg.progress) for j, net in enumerate(chosen)]
         have = {"log_volume": np.array([b.estimate.log_p for b in found]), "ess": np.array([b.ess for b in found]),
