@@ -61,7 +61,7 @@ def tau_panel(ax, runs: list) -> None:
         print(f"tau = {s['tau']}, L = {s['n_blocks']}, w = {s['block_width']}: log ratio parallel/serial = "
               f"{ratio}{' (' + r['bound'] + ' bound)' if r and r['bound'] else ''}")
     for k, (name, part) in enumerate(rows.groupby("class", sort=False)):
-        bound = part["bound"].fillna("").tolist()
+        bound = [b if isinstance(b, str) else "" for b in part["bound"]]
         shift = 0.008 * (k - 1)  # side by side
         plot_estimates(ax, part["tau"] + shift, part["log_p"] / LOG10, part["ci_low"] / LOG10, part["ci_high"] / LOG10,
                        bound, color=f"C{k}", marker=MARKERS.get(name, "o"), label=name)

@@ -48,7 +48,7 @@ def main() -> None:
                                  args.launcher, args.launcher_overrides)
         summary = load(trained_job)["summary"]
         frame = pd.read_csv(trained_job / "classes.csv")
-        frame["prior_meaning"] = frame["prior_meaning"].fillna("")
+        frame["prior_meaning"] = [m if isinstance(m, str) else "" for m in frame["prior_meaning"]]
         print(f"\n{name}: {summary['n_fitted']:,} of {summary['n_runs']:,} trained networks fit; prior run {prior_job}")
         for _, row in frame.iterrows():
             prior = (f"[{row['prior_low'] / math.log(10):.2f}, {row['prior_high'] / math.log(10):.2f}] "

@@ -142,7 +142,7 @@ def load_prior_run(setup: Setup, circuit: str) -> dict | None:
     if circuit == "depth" and stored["config"]["experiment"]["tau"] != setup.cfg.experiment.tau:
         raise ConfigError(f"experiment.tau: the prior run used tau = {stored['config']['experiment']['tau']}")
     classes = pd.read_csv(run_dir / "classes.csv")
-    classes["bound"] = classes["bound"].fillna("")  # "", "upper" or "target_not_reached"
+    classes["bound"] = [b if isinstance(b, str) else "" for b in classes["bound"]]  # "", "upper" or "target_not_reached"
     return {"classes": classes,
             "summary": stored["summary"], "dir": str(run_dir)}
 
