@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHERS = ("basic", "joblib", "local", "slurm", "ray")
@@ -43,3 +46,23 @@ def run_sweep(sweep_dir: Path, overrides: list[str], launcher: str = "basic", ex
 
 def load(job_dir: Path) -> dict:
     return json.loads((job_dir / "results.json").read_text())
+
+
+def width_sweep_figure(description: str, name: str, quick: list[str],
+                       report: Callable[[Path, dict], None] | None = None) -> None:
+    """The figure script of a width-sweep experiment that draws its own figure: run (or reuse)
+    experiment=NAME, print its per-width rows (and whatever report(job, summary) prints),
+    copy NAME.png to the output folder."""
+    args = parser(description).parse_args()
+    out = args.out or ROOT / "figures" / name
+    start = time.perf_counter()
+    overrides = [f"experiment={name}", *(quick if args.quick else [])]
+    job = run_sweep(out / "runs", overrides, args.launcher, args.launcher_overrides)[0]
+    summary = load(job)["summary"]
+    for row in summary["widths"]:
+        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    if report is not None:
+        report(job, summary)
+    figure = out / f"{name}.png"
+    shutil.copyfile(job / f"{name}.png", figure)
+    print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")

@@ -9,31 +9,19 @@ widths, ten pairs (seconds). The experiment draws the figure; this script runs (
 it, copies the figure and prints the numbers behind it."""
 from __future__ import annotations
 
-import shutil
-import time
+from pathlib import Path
 
-from common import ROOT, load, parser, run_sweep
+from common import width_sweep_figure
 
 QUICK = ["task.n=5", "experiment.n_train=12", "experiment.split_seed=3", "experiment.widths=[4,32]",
          "experiment.n_pairs=10", "experiment.n_boot=200", "trainer.max_steps=300"]
 
 
-def main() -> None:
-    args = parser(__doc__).parse_args()
-    out = args.out or ROOT / "figures" / "mode_connectivity"
-    start = time.perf_counter()
-    overrides = ["experiment=mode_connectivity", *(QUICK if args.quick else [])]
-    job = run_sweep(out / "runs", overrides, args.launcher, args.launcher_overrides)[0]
-    summary = load(job)["summary"]
+def report(job: Path, summary: dict) -> None:
     print(f"threshold for 'connected': loss barrier <= {summary['threshold']:.4g}")
-    for row in summary["widths"]:
-        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
     for line in (job / "curves.csv").read_text().splitlines():
         print("curve:", line)
-    figure = out / "mode_connectivity.png"
-    shutil.copyfile(job / "mode_connectivity.png", figure)
-    print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")
 
 
 if __name__ == "__main__":
-    main()
+    width_sweep_figure(__doc__, "mode_connectivity", QUICK, report)

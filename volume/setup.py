@@ -22,23 +22,33 @@ class Setup:
     task: Task
 
 
-def _positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> int:
+def positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> int:
+    """cfg's integer at key (dotted), after checking it is >= minimum (ConfigError names the key)."""
     value = OmegaConf.select(cfg, key)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{key}: must be an integer >= {minimum}, got {value!r}")
     return value
 
 
+def positive_ints(cfg: DictConfig, key: str) -> list[int]:
+    """cfg's integer or list of integers at key, each checked to be >= 1, as a list."""
+    value = OmegaConf.select(cfg, key)
+    values = list(value) if OmegaConf.is_list(value) else [value]
+    if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+        raise ConfigError(f"{key}: positive integer(s), got {value!r}")
+    return values
+
+
 def validate_run_keys(cfg: DictConfig) -> None:
-    _positive_int(cfg, "n_samples")
-    _positive_int(cfg, "batch_size")
-    _positive_int(cfg, "num_shards")
-    _positive_int(cfg, "seed", minimum=0)
-    shard = _positive_int(cfg, "shard", minimum=0)
+    positive_int(cfg, "n_samples")
+    positive_int(cfg, "batch_size")
+    positive_int(cfg, "num_shards")
+    positive_int(cfg, "seed", minimum=0)
+    shard = positive_int(cfg, "shard", minimum=0)
     if shard >= cfg.num_shards:
         raise ConfigError(f"shard: must lie in 0..num_shards-1 = 0..{cfg.num_shards - 1}, got {shard}")
     if cfg.get("threads") is not None:
-        _positive_int(cfg, "threads")
+        positive_int(cfg, "threads")
     if cfg.get("device", "cpu") not in ("cpu", "cuda"):
         raise ConfigError(f"device: unknown {cfg.device!r}; allowed: ['cpu', 'cuda']")
     if cfg.get("device", "cpu") == "cuda":

@@ -12,16 +12,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from volume import results
 from volume.errors import ConfigError
 from volume.estimators.monte_carlo import log_frequencies, monte_carlo_estimate
 from volume.functions import FunctionTable, keys_to_hex, output_keys, pack_bits, unique_counts, unpack_bits
-from volume.nets import Architecture
+from volume.nets import Architecture, build_architecture
 from volume.population import CHUNK, batch_keys, n_chunks
 from volume.priors import Prior
-from volume.setup import Setup
+from volume.setup import Setup, positive_int, positive_ints
 from volume.tasks import Task
 from volume.training import TrainResult, Trainer, build_trainer, train
 
@@ -59,6 +60,17 @@ def common_checks(setup: Setup) -> tuple[Trainer, Split]:
     chosen = np.random.default_rng(split_seed).permutation(n_inputs)[:n_train]
     train_idx = np.sort(chosen)
     return trainer, Split(train_idx, np.setdiff1d(np.arange(n_inputs), train_idx))
+
+
+def sweep_widths(cfg) -> list[int]:
+    """experiment.widths of a width sweep (hidden layers [width] * experiment.depth), checked."""
+    positive_int(cfg, "experiment.depth")
+    return positive_ints(cfg, "experiment.widths")
+
+
+def width_architecture(cfg, width: int, n_in: int) -> Architecture:
+    """The run's model with hidden layers [width] * experiment.depth."""
+    return build_architecture(OmegaConf.merge(cfg.model, {"hidden": [width] * cfg.experiment.depth}), n_in)
 
 
 class Stages:

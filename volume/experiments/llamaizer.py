@@ -38,7 +38,7 @@ from volume.errors import ConfigError
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
 from volume.experiments import _classes, _union
 from volume.nets import MLP
-from volume.setup import Setup
+from volume.setup import Setup, positive_int
 
 AND, XOR = 0b1000, 0b0110  # keys over two variables
 KINDS = ("deep", "shallow")
@@ -92,9 +92,7 @@ def _check(setup: Setup) -> int:
     """m, after validating what this experiment needs (ConfigError names the key)."""
     cfg = setup.cfg
     m = distractor_bits(setup, "experiment llamaizer", 5)
-    k = cfg.experiment.get("n_classes_sampled")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"experiment.n_classes_sampled: an integer >= 1, got {k!r}")
+    positive_int(cfg, "experiment.n_classes_sampled")
     for key in ("deep", "shallow", "controls"):
         if not isinstance(cfg.experiment.get(key), bool):
             raise ConfigError(f"experiment.{key}: true or false, got {cfg.experiment.get(key)!r}")

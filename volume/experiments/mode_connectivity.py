@@ -31,18 +31,16 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import OmegaConf
 
 from volume import results
 from volume.alignment import identity_perms, matching_objective, permute, weight_matching
 from volume.errors import ConfigError
 from volume.estimators.monte_carlo import monte_carlo_estimate
-from volume.nets import Architecture, build_architecture
-from volume.setup import Setup, _positive_int
+from volume.nets import Architecture
+from volume.setup import Setup, positive_int
 from volume.training import point_losses
 
-from volume.experiments._trained import Split, common_checks, resume, trained
-from volume.experiments.path_dependence import _positive_ints
+from volume.experiments._trained import Split, common_checks, resume, sweep_widths, trained, width_architecture
 
 PATH_ELEMENTS = 1 << 22  # hidden activations per forward chunk along the paths (float64: 32 MB)
 LOSS_SCALE = {"mse": 1.0, "ce": math.log(2.0)}  # the loss of the zero output
@@ -104,10 +102,10 @@ def check(setup: Setup):
         raise ConfigError(f"model: mode_connectivity aligns the hidden units of a relu mlp (name mlp, activation "
                           f"relu; other activations have symmetries beyond permutations), got name "
                           f"{cfg.model.name!r}, activation {cfg.model.get('activation')!r}")
-    widths = _positive_ints(cfg, "experiment.widths")
-    for key in ("experiment.depth", "experiment.n_pairs", "experiment.n_boot", "experiment.max_passes"):
-        _positive_int(cfg, key)
-    _positive_int(cfg, "experiment.n_points", minimum=3)  # points on the path, ends included
+    widths = sweep_widths(cfg)
+    for key in ("experiment.n_pairs", "experiment.n_boot", "experiment.max_passes"):
+        positive_int(cfg, key)
+    positive_int(cfg, "experiment.n_points", minimum=3)  # points on the path, ends included
     tol = exp.get("tolerance")
     if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not 0 < tol < math.inf:
         raise ConfigError(f"experiment.tolerance: a positive number (fraction of the loss scale), got {tol!r}")
@@ -124,7 +122,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     ts = np.linspace(0.0, 1.0, exp.n_points)
     rows, pairs, curves = [], [], []
     for width in widths:
-        arch = build_architecture(OmegaConf.merge(cfg.model, {"hidden": [width] * exp.depth}), task.n_vars)
+        arch = width_architecture(cfg, width, task.n_vars)
         runs = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, f"w{width}_runs",
                        cfg.progress, extra=lambda out: {"theta": out.theta.numpy()}, extra_fields=("theta",))
         fit = np.flatnonzero(runs["fitted"])

@@ -20,18 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
 from volume import results
 from volume.errors import ConfigError
 from volume.estimate import Estimate
 from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.functions import FunctionTable, unique_counts
-from volume.nets import build_architecture
-from volume.setup import Setup
+from volume.setup import Setup, positive_int
 
-from volume.experiments._trained import (aligned_counts, common_checks, resume, held_out_keys,
-                                         prior_posterior, records_frame, table_of, trained)
+from volume.experiments._trained import (aligned_counts, common_checks, held_out_keys, prior_posterior, records_frame,
+                                         resume, sweep_widths, table_of, trained, width_architecture)
 
 Z95 = 1.959963984540054
 
@@ -106,14 +104,6 @@ def shared_tv(sgd: FunctionTable, post: FunctionTable, n_boot: int, seed: int) -
     return out
 
 
-def _positive_ints(cfg, key: str) -> list[int]:
-    value = OmegaConf.select(cfg, key)
-    values = list(value) if OmegaConf.is_list(value) else [value]
-    if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
-        raise ConfigError(f"{key}: positive integer(s), got {value!r}")
-    return values
-
-
 def check(setup: Setup):
     cfg = setup.cfg
     trainer, split = common_checks(setup)
@@ -122,10 +112,9 @@ def check(setup: Setup):
     if not 1 <= trainer.batch_size < len(split.train):
         raise ConfigError(f"trainer.batch_size: path_dependence needs minibatches (data order matters only then): "
                           f"an integer in 1..{len(split.train) - 1}, got {trainer.batch_size}")
-    widths = _positive_ints(cfg, "experiment.widths")
-    for key in ("experiment.depth", "experiment.n_inits", "experiment.runs_per_init", "experiment.n_prior",
-                "experiment.n_boot"):
-        _positive_ints(cfg, key)
+    widths = sweep_widths(cfg)
+    for key in ("experiment.n_inits", "experiment.runs_per_init", "experiment.n_prior", "experiment.n_boot"):
+        positive_int(cfg, key)
     if cfg.experiment.n_inits < 2 or cfg.experiment.runs_per_init < 2 or cfg.n_samples < 2:
         raise ConfigError("experiment.n_inits, experiment.runs_per_init and n_samples: each must be >= 2")
     return trainer, split, widths
@@ -142,8 +131,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     same_order = cfg.n_samples + np.arange(len(same_init))  # orders unused by the independent runs
     rows, records = [], []
     for width in widths:
-        model = OmegaConf.merge(cfg.model, {"hidden": [width] * exp.depth})
-        arch = build_architecture(model, task.n_vars)
+        arch = width_architecture(cfg, width, task.n_vars)
         indep = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, f"w{width}_runs",
                         cfg.progress)
         same = trained(arch, setup.prior, trainer, task, split, cfg.seed, same_init, same_order, stages,

@@ -25,7 +25,7 @@ from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.functions import FunctionTable, keys_to_hex
 from volume.nets import MLP
 from volume.nngp import check_nngp, gp_keys, nngp_kernel, ordered_factor
-from volume.setup import Setup
+from volume.setup import Setup, positive_int
 
 from volume.experiments._trained import (Stages, aligned_counts, common_checks, resume, frequencies,
                                          prior_posterior, records_frame, table_of, trained)
@@ -192,9 +192,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     summary, stages = resume(setup, run_dir, state)
     if summary is not None:
         return summary
-    n_prior = cfg.experiment.get("n_prior")
-    if not isinstance(n_prior, int) or isinstance(n_prior, bool) or n_prior < 1:
-        raise ConfigError(f"experiment.n_prior: a positive integer (prior samples), got {n_prior!r}")
+    n_prior = positive_int(cfg, "experiment.n_prior")
     rare_top, rare_below = cfg.experiment.get("rare_event_top", 0), cfg.experiment.get("rare_event_below", 10)
     for key, value in (("rare_event_top", rare_top), ("rare_event_below", rare_below)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -26,7 +26,7 @@ from volume.errors import ConfigError
 from volume.estimators.basin import basin
 from volume.estimators.scores import target_margin_score
 from volume.functions import output_keys
-from volume.setup import Setup
+from volume.setup import Setup, positive_int
 from volume.training import build_trainer, train
 
 from volume.experiments._circuit_labels import labeller, load_prior_run, prior_columns
@@ -39,12 +39,8 @@ def _check(setup: Setup) -> dict:
         raise ConfigError(f"num_shards: trained_classes runs in one process; must be 1, got {cfg.num_shards}")
     if setup.task.target is None:
         raise ConfigError("task.target: trained_classes trains on a target; set one, not null")
-    exp = cfg.experiment
-    for key, minimum in (("basin_per_class", 0), ("basin_directions", 2)):
-        value = exp.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise ConfigError(f"experiment.{key}: an integer >= {minimum}, got {value!r}")
-    return {"basin_per_class": exp.basin_per_class, "basin_directions": exp.basin_directions}
+    return {"basin_per_class": positive_int(cfg, "experiment.basin_per_class", minimum=0),
+            "basin_directions": positive_int(cfg, "experiment.basin_directions", minimum=2)}
 
 
 def _basins(setup: Setup, trainer, runs: dict, label_names: tuple[str, ...], per_class: int, directions: int,
