@@ -16,10 +16,10 @@ from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.functions import unique_counts, unpack_bits
 from volume.nets import ACTIVATIONS, MLP
-from volume.nngp import gaussian_product_moment, gp_factor, gp_keys, nngp_kernel, normal_rows, ordered_factor
+from volume.nngp import gaussian_product_moment, gp_factor, gp_keys, nngp_kernel, ordered_factor
 from volume.population import CHUNK, batch_keys, n_chunks
 from volume.priors import Prior
-from volume.rng import counter_sample
+from volume.rng import counter_sample, normal_rows
 from volume.tasks import boolean_task
 
 CUBE3 = boolean_task(3, "01", "or")  # 8 inputs, x = 0 among them

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
 import torch
 from threadpoolctl import ThreadpoolController
@@ -26,7 +25,7 @@ from volume.functions import n_words, pack_bits
 from volume.nets import MLP
 from volume.population import CHUNK
 from volume.priors import Prior
-from volume.rng import EDGES, HEIGHTS, TAIL_START, counter_sample, fill_row, seed_key
+from volume.rng import counter_sample, normal_rows
 
 KERNEL_ACTIVATIONS = ("identity", "relu", "sign")
 NNGP_STREAM = 1 << 19  # far from the streams of prior sampling, initialisation and data order
@@ -112,23 +111,6 @@ def ordered_factor(kernel: torch.Tensor, first: np.ndarray) -> tuple[torch.Tenso
     index = torch.from_numpy(order)
     factor, method = gp_factor(kernel[index][:, index])
     return factor, order, method
-
-
-@nb.njit(cache=True)
-def _fill_rows(out, key, rows, scale, edges, heights, tail_start):
-    scratch = np.empty(out.shape[1], np.uint64)
-    for i in range(rows.shape[0]):
-        fill_row(out[i], scratch, key, np.uint64(rows[i]) * np.uint64(out.shape[1]), scale, True, edges, heights,
-                 tail_start)
-
-
-def normal_rows(seed: int, rows: np.ndarray, n_cols: int, stream: int) -> np.ndarray:
-    """Rows `rows` (any row indices) of the standard normals counter_sample(seed, ..., stream)
-    draws with n_cols columns: the same numbers, for scattered rows, in one serial call (a
-    parallel call per few rows would cost more in thread start-up than in drawing)."""
-    out = np.empty((len(rows), n_cols), np.float64)
-    _fill_rows(out, seed_key(seed, stream), np.asarray(rows, np.int64), np.ones(n_cols), EDGES, HEIGHTS, TAIL_START)
-    return out
 
 
 def gp_keys(factor: torch.Tensor, order: np.ndarray, seed: int, chunks: range, n_samples: int,

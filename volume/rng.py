@@ -175,3 +175,20 @@ def counter_sample(seed: int, first_row: int, n_rows: int, scale: np.ndarray, di
         _fill(out, seed_key(seed, stream), np.int64(first_row), scale, distribution == "normal",
               EDGES, HEIGHTS, TAIL_START)
     return out
+
+
+@nb.njit(cache=True)
+def _fill_rows(out, key, rows, scale, edges, heights, tail_start):
+    scratch = np.empty(out.shape[1], np.uint64)
+    for i in range(rows.shape[0]):
+        fill_row(out[i], scratch, key, np.uint64(rows[i]) * np.uint64(out.shape[1]), scale, True, edges, heights,
+                 tail_start)
+
+
+def normal_rows(seed: int, rows: np.ndarray, n_cols: int, stream: int) -> np.ndarray:
+    """Rows `rows` (any row indices) of the standard normals counter_sample(seed, ..., stream)
+    draws with n_cols columns: the same numbers, for scattered rows, in one serial call (a
+    parallel call per few rows would cost more in thread start-up than in drawing)."""
+    out = np.empty((len(rows), n_cols), np.float64)
+    _fill_rows(out, seed_key(seed, stream), np.asarray(rows, np.int64), np.ones(n_cols), EDGES, HEIGHTS, TAIL_START)
+    return out
