@@ -1,7 +1,11 @@
 """Classification throughput of the circuits package against naive per-network loops.
 
 llama: a 7-40-40-1 ReLU population (the issue's target: >= 10,000 networks/s on 2 cores);
-depth: residual MLPs with L = 6 blocks of width 4, stream 6, on 4-bit parity.
+depth: residual MLPs with L = 6 blocks of width 4, stream 6, on 4-bit parity;
+llama class score (the llamaizer experiment's rare-event hot path, m = 4: 8-40-40-1 on 256
+inputs): margins reduced over a view of the cube and scaled afterwards, against normalising
+every pre-activation, concatenating the layers and gathering the cube into groups (what the
+score did before; the two agree bit for bit).
 The naive baselines classify one network at a time with per-unit Python loops (truth-table
 flips by index, Walsh by an explicit character matrix, placements by nested loops).
 """
@@ -15,7 +19,10 @@ import torch
 
 from circuits.depth import classify_depth, parity_task
 from circuits.interventions import ablate_units
-from circuits.llama import classify_llamas, llama_task
+from circuits.llama import classify_llamas, llama_task, split_of
+from circuits.units import key_bits, subset_index
+from volume.estimators.scores import TINY, target_signs
+from volume.experiments.llamaizer import unit_class_score
 from volume.nets import MLP, ResidualMLP
 from volume.priors import Prior
 
@@ -59,6 +66,26 @@ def naive_depth(arch: ResidualMLP, theta: torch.Tensor, task, tau: float = 0.4) 
     return labels
 
 
+def gathered_llama_score(arch: MLP, task, variables: list[int], key: int):
+    """The llama class score as first written: min(target margin, unit margin), the unit
+    margin from normalised pre-activations, layers concatenated, the cube gathered into groups."""
+    order = torch.from_numpy(np.argsort(subset_index(task.n_vars, variables), kind="stable"))
+    bits = key_bits(np.array([key], np.uint64), len(variables))[0]
+    signs = target_signs(task.target, task.n_inputs)
+
+    def score(theta: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            pre = arch.preactivations(theta.to(torch.float32), task.x.to(torch.float32))
+            y = pre[-1][..., 0].to(torch.float64)
+            target = (y * signs).amin(1) / (y.abs().amax(1) + TINY)
+            z = torch.cat(pre[:-1], 2)
+            z = z / (z.abs().amax(1, keepdim=True) + torch.finfo(z.dtype).tiny)
+            grouped = z[:, order].reshape(z.shape[0], 1 << len(variables), -1, z.shape[2])
+            signed = torch.where(bits[None, :, None, None], grouped, -grouped)
+            return torch.minimum(target, signed.amin((1, 2)).amax(1).to(torch.float64))
+    return score
+
+
 def rate(fn, n: int) -> float:
     start = time.perf_counter()
     fn()
@@ -84,6 +111,16 @@ def main(quick: bool = False) -> None:
     naive = rate(lambda: naive_depth(rarch, rtheta[:n_naive], rtask), n_naive)
     print(f"depth L=6 w=4: batched {fast:,.0f} nets/s, naive loop (serial check only) {naive:,.0f} nets/s, "
           f"ratio {fast / naive:.0f}x")
+    ltask, larch = llama_task(4), MLP([8, 40, 40, 1])
+    ltheta = Prior().sample(larch, 800 if quick else 8000, seed=2)
+    variables, key = split_of(ltask).distractors, 0b0110100110010110  # 4-bit parity of the distractors
+    viewed = unit_class_score(larch, ltask, variables, [key])
+    gathered = gathered_llama_score(larch, ltask, variables, key)
+    same = torch.equal(viewed(ltheta[:800]), gathered(ltheta[:800]))
+    chunks = ltheta.split(800)  # one splitting population: 4 runs x 200 chains
+    fast, naive = (rate(lambda: [f(c) for c in chunks], len(ltheta)) for f in (viewed, gathered))
+    print(f"llama class score 8-40-40-1, 256 inputs: viewed + scaled {fast:,.0f} nets/s, normalise + gather "
+          f"{naive:,.0f} nets/s, ratio {fast / naive:.1f}x (equal scores: {same})")
 
 
 if __name__ == "__main__":

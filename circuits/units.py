@@ -87,11 +87,15 @@ def subset_index(n: int, variables: list[int]) -> np.ndarray:
 
 def group_extremes(z: torch.Tensor, n: int, variables: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """min and max of z[B, N, U] over the inputs sharing each value of `variables`,
-    each [B, 2^k, U]: the pieces of every margin against a function of those variables."""
-    group = subset_index(n, variables)
-    order = torch.from_numpy(np.argsort(group, kind="stable"))
-    grouped = z[:, order].reshape(z.shape[0], 1 << len(variables), -1, z.shape[2])
-    return grouped.amin(2), grouped.amax(2)
+    each [B, 2^k, U]: the pieces of every margin against a function of those variables.
+    The cube axis is viewed as n axes of size 2 (bit j of the input index is axis n - j), so
+    the reduction runs over the other variables' axes without copying z."""
+    cube = z.reshape(z.shape[0], *(2,) * n, z.shape[2])
+    others = tuple(n - v for v in range(n) if v not in variables)
+    # after a keepdim reduction, order the kept axes so that variables[t] weighs 2^t
+    axes = (0, *others, *(n - v for v in reversed(variables)), n + 1)
+    lo, hi = (cube.amin(others, keepdim=True), cube.amax(others, keepdim=True)) if others else (cube, cube)
+    return tuple(t.permute(axes).reshape(z.shape[0], 1 << len(variables), z.shape[2]) for t in (lo, hi))
 
 
 def key_bits(keys: np.ndarray, k: int) -> torch.Tensor:
@@ -102,10 +106,14 @@ def key_bits(keys: np.ndarray, k: int) -> torch.Tensor:
 
 
 def function_margins(z: torch.Tensor, n: int, variables: list[int], keys: np.ndarray,
-                     chunk: int = 256) -> torch.Tensor:
+                     chunk: int = 256, scaled: bool = False) -> torch.Tensor:
     """margin[B, U, G] = min over the cube of s_g(x) z(x), s_g = +1 where the function g of
     `variables` (integer truth table keys[G]) is true, -1 where false. Positive iff the unit's
-    thresholded table (z > 0) is exactly g on the whole cube (z = 0 never counts as true)."""
+    thresholded table (z > 0) is exactly g on the whole cube (z = 0 never counts as true).
+    scaled: each unit's margins divided by (its max |z| over the cube + tiny), a scale-free
+    margin (tiny: the dtype's smallest normal number, so an all-zero unit gives 0, not NaN);
+    division by a positive number is monotone in floating point, so this equals the margins
+    of z / (max |z| + tiny) bit for bit without forming that tensor."""
     lo, hi = group_extremes(z, n, variables)  # [B, 2^k, U]
     pieces = torch.stack((-hi, lo), dim=1).permute(0, 3, 1, 2)  # [B, U, 2, 2^k]: value if g false / true
     bits = key_bits(keys, len(variables)).long()  # [G, 2^k]
@@ -114,7 +122,11 @@ def function_margins(z: torch.Tensor, n: int, variables: list[int], keys: np.nda
     for start in range(0, bits.shape[0], chunk):
         part = bits[start : start + chunk]
         out.append(pieces[:, :, part, cols].amin(-1))  # [B, U, g, 2^k] -> [B, U, g]
-    return torch.cat(out, -1) if out else pieces.new_zeros(*pieces.shape[:2], 0)
+    margins = torch.cat(out, -1) if out else pieces.new_zeros(*pieces.shape[:2], 0)
+    if scaled:
+        scale = torch.maximum(hi.amax(1), -lo.amin(1)) + torch.finfo(z.dtype).tiny
+        margins = margins / scale.unsqueeze(2)
+    return margins
 
 
 def table_keys(tables: torch.Tensor, n: int, variables: list[int]) -> np.ndarray:

@@ -35,7 +35,8 @@ def settings(quick: bool) -> tuple[list[list[str]], list[int], int]:
                  "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=40",
                  "experiment.n_classes_sampled=1", "task.n=4,5", "model.hidden=[6,6],[12,12]"]], [6, 6], 2
     base = ["experiment=llamaizer", "experiment.n_classes_sampled=8"]
-    return [base + ["task.n=6,7,8"], base + ["task.n=6", "model.hidden=[20,20],[80,80]"]], [40, 40], 2
+    # m = 4 first: a parallel launcher then starts the longest job first
+    return [base + ["task.n=8,7,6"], base + ["task.n=6", "model.hidden=[20,20],[80,80]"]], [40, 40], 2
 
 
 def slope(points: list[tuple[float, float, float, float]], seed: int = 0) -> tuple[float, float, float] | None:

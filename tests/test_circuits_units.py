@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from circuits import boolean
-from circuits.units import dependence_masks, function_margins, pack_tables, subset_index, table_keys, walsh
+from circuits.units import (dependence_masks, function_margins, group_extremes, pack_tables, subset_index,
+                            table_keys, walsh)
 from volume.functions import pack_bits
 
 
@@ -61,6 +62,26 @@ def test_function_margins_sign_is_exact():
     computes = np.array([[[(table[b, :, u] == (sign[g] > 0)).all() for g in range(16)] for u in range(6)] for b in range(4)])
     assert np.array_equal(m.numpy() > 0, computes) and computes[0, 0, 0b0110]
     assert table_keys(z > 0, n, variables)[0, 0] == 0b0110
+
+
+def test_group_extremes_match_brute_force_for_any_variable_order():
+    n = 5
+    z = torch.randn(3, 1 << n, 4, dtype=torch.float64)
+    for variables in ([3, 0], [4, 1, 2], [], list(range(n)), [2]):
+        lo, hi = group_extremes(z, n, variables)
+        group = subset_index(n, variables) if variables else np.zeros(1 << n, int)
+        for g in range(1 << len(variables)):
+            assert torch.equal(lo[:, g], z[:, group == g].amin(1)) and torch.equal(hi[:, g], z[:, group == g].amax(1))
+
+
+def test_scaled_margins_equal_margins_of_the_normalised_units_bit_for_bit():
+    n, variables, keys = 6, [5, 2, 3], np.arange(256, dtype=np.uint64)
+    z = torch.randn(7, 1 << n, 5) * torch.logspace(-3, 3, 5)  # float32, units of very different scales
+    z[1, :, 2] = 0.0  # an all-zero unit: margins 0, not NaN
+    normalised = z / (z.abs().amax(1, keepdim=True) + torch.finfo(z.dtype).tiny)
+    scaled = function_margins(z, n, variables, keys, scaled=True)
+    assert torch.equal(scaled, function_margins(normalised, n, variables, keys))
+    assert not torch.isnan(scaled).any() and (scaled.abs() <= 1).all()
 
 
 def test_threshold_counts_match_published_and_lp():

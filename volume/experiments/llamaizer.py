@@ -61,9 +61,8 @@ def unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
                 pre = arch.preactivations(theta[start : start + ROWS].to(torch.float32), x)
                 y = pre[-1][..., 0].to(torch.float64)
                 target = (y * signs).amin(1) / (y.abs().amax(1) + TINY)
-                z = torch.cat(pre[:-1], 2)
-                z = z / (z.abs().amax(1, keepdim=True) + TINY)
-                unit = function_margins(z, n, variables, keys).amax((1, 2)).to(torch.float64)
+                unit = torch.stack([function_margins(z, n, variables, keys, scaled=True).amax((1, 2))
+                                    for z in pre[:-1]]).amax(0).to(torch.float64)
                 out[start : start + ROWS] = torch.minimum(target, unit)
         return out
 
