@@ -1,15 +1,16 @@
 """Figure: do inner llamaizers gain volume in proportion to the number of possible llamas?
 
-Runs experiment=llamaizer for m = 2, 3, 4 distractor bits (7-40-40-1-style MLPs, n = 4 + m
-inputs, target andor) and, at m = 2, for two more widths; --quick: m = 2, 3 on a 2-bit AND
-target with tiny nets and budgets. Three panels in llamaizer.png: (a) log P(llamaizers |
+Runs experiment=llamaizer for m = 1, 2, 3, 4 distractor bits (n-40-40-1 MLPs, n = 4 + m
+inputs, target andor; m = 1 has shallow llamas only) and, at m = 2, for two more widths
+(20, 80) and two more depths (1 and 3 hidden layers of 40); --quick: m = 1, 2, 3 on a 2-bit
+AND target with tiny nets and budgets (m = 2 also at width 12 and depth 1). Four panels in llamaizer.png: (a) log P(llamaizers |
 target) against log |H_m| with the naive slope-1 prediction and the fitted slope; (b)
 constraint bits per llama class against its average sensitivity, controls beside; (c) the
-same sums and controls against width. In (a) the union P(some llama of the kind | target)
-is drawn as the interval it is known to lie in, [max_h P(h), min(1, sum_h P(h))], with the
-cross-check sum_h P(h) E[1/N | h] (MCMC samples) inside. Estimates are filled markers with
-intervals; bounds are open markers with an arrow, never joined to estimates. Prints every
-number behind them."""
+same sums and controls against width; (d) against depth. In (a) the union P(some llama of
+the kind | target) is drawn as the interval it is known to lie in, [max_h P(h), min(1,
+sum_h P(h))], with the cross-check sum_h P(h) E[1/N | h] (MCMC samples) inside. Estimates
+are filled markers with intervals; bounds are open markers with an arrow, never joined to
+estimates. Prints every number behind them."""
 from __future__ import annotations
 
 import math
@@ -29,14 +30,16 @@ LOG10 = math.log(10)
 
 
 def settings(quick: bool) -> tuple[list[list[str]], list[int], int]:
-    """(hydra sweeps to run, hidden widths of the m panel, m of the width panel)."""
-    if quick:  # one grid: m = 2, 3 x widths 6, 12 (one hydra start-up)
-        return [["experiment=llamaizer", "task.target=and", "task.target_vars=[1,2]", "estimator.n_particles=30",
-                 "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=40",
-                 "experiment.n_classes_sampled=1", "task.n=4,5", "model.hidden=[6,6],[12,12]"]], [6, 6], 2
+    """(hydra sweeps to run, hidden widths of the m panel, m of the width and depth panels)."""
+    if quick:  # m = 1, 2, 3 at hidden [6,6]; m = 2 at [12,12] and [6]
+        base = ["experiment=llamaizer", "task.target=and", "task.target_vars=[1,2]", "estimator.n_particles=30",
+                "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=40",
+                "experiment.n_classes_sampled=1"]
+        return [base + ["task.n=5,4,3", "model.hidden=[6,6]"], base + ["task.n=4", "model.hidden=[12,12],[6]"]], [6, 6], 2
     base = ["experiment=llamaizer", "experiment.n_classes_sampled=8"]
     # m = 4 first: a parallel launcher then starts the longest job first
-    return [base + ["task.n=8,7,6"], base + ["task.n=6", "model.hidden=[20,20],[80,80]"]], [40, 40], 2
+    return [base + ["task.n=8,7,6,5"],
+            base + ["task.n=6", "model.hidden=[20,20],[80,80],[40],[40,40,40]"]], [40, 40], 2
 
 
 def slope(points: list[tuple[float, float, float, float]], seed: int = 0) -> tuple[float, float, float] | None:
@@ -96,6 +99,30 @@ def _overlap(row) -> str:
             f"E[1/N] = {row['mean_inv_distinct']:.2f}")
 
 
+def shape_panel(ax, rows: list[tuple], what: str, m: int) -> None:
+    """Constraint bits of the controls and of the sums over h against width or depth
+    (number of hidden layers): rows of (x, m, classes frame, summary)."""
+    rows = sorted(rows, key=lambda r: r[0])
+    for name in ("target_and", "target_xor", "mixed_and", "mixed_xor"):
+        have = [(x, f.loc[f["class"] == name].iloc[0]) for x, _, f, _ in rows if (f["class"] == name).any()]
+        if have:
+            part = pd.DataFrame([r for _, r in have])
+            plot_estimates(ax, [x for x, _ in have], *as_bits(part["log_p"], part["ci_low"], part["ci_high"],
+                                                              part["bound"]), marker="x", label=f"control {name}")
+    for kind in ("deep", "shallow"):
+        have = [(x, s[kind]["sum_over_h"]) for x, _, _, s in rows if kind in s]
+        if have:
+            x, bits, low, high, bound = _bits([e for _, e in have], [x for x, _ in have])
+            plot_estimates(ax, x, bits, low, high, bound, label=f"{kind}: -log2 sum over h")
+            print(f"{what}: {kind} -log2 sum_h P(h | target): " + ", ".join(
+                f"{v:.0f}: {b:.1f} [{lo:.1f}, {hi:.1f}] bits{' (' + kind_ + ' bound)' if kind_ else ''}"
+                for v, b, lo, hi, kind_ in zip(x, bits, low, high, bound)))
+    label = "hidden width" if what == "width" else "hidden layers"
+    ax.set(xlabel=label, ylabel="bits (open, arrow: bounds)", title=f"({'c' if what == 'width' else 'd'}) "
+           f"against {what} (m = {m})")
+    ax.legend(fontsize=6)
+
+
 def main() -> None:
     args = parser(__doc__).parse_args()
     out = args.out or ROOT / "figures" / "llamaizer"
@@ -103,14 +130,14 @@ def main() -> None:
     sweeps, hidden, width_m = settings(args.quick)
     jobs = [job for k, sweep in enumerate(sweeps)
             for job in run_sweep(out / f"runs{k}", sweep, args.launcher, args.launcher_overrides)]
-    fig, axes = plt.subplots(1, 3, figsize=(18, 4.6))
-    frames, width_rows = [], []
+    fig, axes = plt.subplots(1, 4, figsize=(24, 4.6))
+    frames, shape_rows = [], []
     curves: dict[str, list] = {"deep": [], "shallow": []}
     for job in jobs:
         stored, frame = load(job), pd.read_csv(job / "classes.csv", dtype={"h": str})
         s, m, width = stored["summary"], stored["summary"]["m"], stored["config"]["model"]["hidden"]
         if m == width_m:
-            width_rows.append((width[0], m, frame, s))
+            shape_rows.append((width, m, frame, s))
         if width != hidden:
             continue
         frames.append(frame)
@@ -169,26 +196,9 @@ def main() -> None:
     ax.set(xlabel="average sensitivity of h", ylabel="constraint bits -log2 P(llamaizer(h) | target)",
            title="(b) per llama class (open + arrow: bounds)\ngray lines: controls (dotted: bounds)")
     ax.legend(fontsize=6)
-    # (c) against width
-    ax = axes[2]
-    width_rows.sort(key=lambda r: r[0])
-    for name in ("target_and", "target_xor", "mixed_and", "mixed_xor"):
-        have = [(w, f.loc[f["class"] == name].iloc[0]) for w, m, f, _ in width_rows if (f["class"] == name).any()]
-        if have:
-            rows = pd.DataFrame([r for _, r in have])
-            plot_estimates(ax, [w for w, _ in have], *as_bits(rows["log_p"], rows["ci_low"], rows["ci_high"],
-                                                                rows["bound"]), marker="x", label=f"control {name}")
-    for kind in ("deep", "shallow"):
-        have = [(w, s[kind]["sum_over_h"]) for w, m, f, s in width_rows if kind in s]
-        if have:
-            x, bits, low, high, bound = _bits([e for _, e in have], [w for w, _ in have])
-            plot_estimates(ax, x, bits, low, high, bound, label=f"{kind}: -log2 sum over h")
-            print(f"width: {kind} -log2 sum_h P(h | target): " + ", ".join(
-                f"{w:.0f}: {b:.1f} [{lo:.1f}, {hi:.1f}] bits{' (' + kind_ + ' bound)' if kind_ else ''}"
-                for w, b, lo, hi, kind_ in zip(x, bits, low, high, bound)))
-    ax.set(xlabel="hidden width", ylabel="bits (open, arrow: bounds)",
-           title=f"(c) against width (m = {width_rows[0][1] if width_rows else '?'})")
-    ax.legend(fontsize=6)
+    # (c) against width at the m panel's depth, (d) against depth at its width
+    shape_panel(axes[2], [(w[0], *r) for w, *r in shape_rows if len(w) == len(hidden)], "width", width_m)
+    shape_panel(axes[3], [(len(w), *r) for w, *r in shape_rows if w[0] == hidden[0]], "depth", width_m)
     figure = out / "llamaizer.png"
     fig.savefig(figure, dpi=120, bbox_inches="tight")
     print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")

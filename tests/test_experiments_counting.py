@@ -208,6 +208,19 @@ def test_ratio_and_bad_config(tmp_path):
         run(make_cfg(*LLAMA, "task.n=2"), tmp_path / "c")
 
 
+def test_llamaizer_one_distractor_has_no_deep_llamas(tmp_path):
+    """m = 1: no deep llama exists, so that sum is exactly 0 and P(some llama | target) is
+    bracketed by the shallow llamas alone (both of them: x and not x, one class of size 2)."""
+    summary = run(make_cfg(*LLAMA, "task.n=3", "experiment.controls=false"), tmp_path)
+    frame = pd.read_csv(tmp_path / "classes.csv", dtype={"h": str})
+    assert summary["deep"]["n_functions"] == 0 and summary["deep"]["n_classes_measured"] == 0
+    assert summary["shallow"]["n_functions"] == 2 and set(frame["class"]) >= {"shallow_1", "all_shallow", "all_llamas"}
+    assert "all_deep" not in set(frame["class"])
+    shallow, both = summary["shallow"], summary["any_llama"]
+    assert both["high"] == _union.capped(shallow["sum_over_h"]) and both["low"] == shallow["union_lower"]
+    assert both["cross_check"]["log_p"] == shallow["union"]["cross_check"]["log_p"]
+
+
 def test_llamaizer_target_not_reached_claims_nothing(tmp_path):
     """A budget too small to reach the target leaves every conditional undefined (NaN), says
     why, and still writes the joints' bounds."""

@@ -220,16 +220,19 @@ def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed
                          "sampled": plan["draws"] is not None, "sum_over_h": total, "union_lower": low,
                          "union": _union.bracket(low, total, cross["mean_inv_distinct"]),
                          "cross_check_all_kinds": cross["mean_inv_distinct_all"]}
-    uppers = [summary[k]["sum_over_h"]["ci"][1] for k in plans]
-    if len(plans) == len(KINDS) and all(u is not None for u in uppers):
+    if len(plans) < len(KINDS):
+        return frame, summary
+    present = [k for k in KINDS if summary[k]["n_functions"]]  # no deep llama of m = 1 bit: that sum is 0
+    uppers = [summary[k]["sum_over_h"]["ci"][1] for k in present]
+    if all(u is not None for u in uppers):
         any_llama = float(np.logaddexp.reduce(uppers))  # upper end: deep sum + shallow sum
         summary["direct_lower_bound"] = math.log1p(-math.exp(any_llama)) if any_llama < 0 else None
-    if len(plans) == len(KINDS):  # deep or shallow: low = the larger low end, high = both sums
-        lows = [summary[k]["union_lower"] for k in KINDS if summary[k]["union_lower"] is not None]
-        summary["any_llama"] = _union.bracket(
-            max(lows, key=lambda e: e["log_p"], default=None),
-            _union.log_add([summary[k]["sum_over_h"] for k in KINDS], given["n_evals"]),
-            _union.log_add([summary[k]["cross_check_all_kinds"] for k in KINDS], given["n_evals"]))
+    # deep or shallow: low = the larger low end, high = both sums
+    lows = [summary[k]["union_lower"] for k in present if summary[k]["union_lower"] is not None]
+    summary["any_llama"] = _union.bracket(
+        max(lows, key=lambda e: e["log_p"], default=None),
+        _union.log_add([summary[k]["sum_over_h"] for k in present], given["n_evals"]),
+        _union.log_add([summary[k]["cross_check_all_kinds"] for k in present], given["n_evals"]))
     return frame, summary
 
 
