@@ -27,3 +27,15 @@ def test_reproduce_quick(tmp_path, name):
     assert f"{name}:" in proc.stdout  # its timing line
     for line in PRINTS.get(name, []):
         assert line in proc.stdout, line
+
+
+def test_llamaizer_slope_bound_from_an_estimate_to_later_upper_bounds():
+    sys.path.insert(0, str(ROOT / "sweeps"))
+    from fig_llamaizer import slope_bound
+
+    estimate = {"log_p": -34.0, "ci": [-43.0, -25.0], "bound": None}
+    loose, tight = {"log_p": -60.0, "ci": [None, -60.0], "bound": "upper"}, \
+        {"log_p": -200.0, "ci": [None, -200.0], "bound": "upper"}
+    assert slope_bound([(2.0, estimate), (5.0, loose), (11.0, tight)]) == ((-200.0 + 43.0) / 9.0, 2.0, 11.0)
+    assert slope_bound([(5.0, loose), (11.0, tight)]) is None  # no estimate to start from
+    assert slope_bound([(2.0, estimate), (1.0, loose)]) is None  # a bound only counts beyond the estimate
