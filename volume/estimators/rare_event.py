@@ -15,7 +15,7 @@ unbiased for E[log P(level | previous level)] at quantile levels, so each run's 
 (nearly) unbiased in log space and the mean over runs is the estimate. The 95% interval
 is a Student-t interval over the R independent runs: it includes whatever extra variance
 MCMC correlation adds. Why splitting and not one-at-a-time nested sampling, and why
-keep = 0.5: see docs/estimators.md (measured by benchmarks/bench_estimators.py).
+keep = 0.5: see README.md, "Rare event: subset simulation" (measured by benchmarks/bench_estimators.py).
 """
 from __future__ import annotations
 
