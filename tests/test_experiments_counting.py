@@ -219,6 +219,7 @@ def test_llamaizer_one_distractor_has_no_deep_llamas(tmp_path):
     shallow, both = summary["shallow"], summary["any_llama"]
     assert both["high"] == _union.capped(shallow["sum_over_h"]) and both["low"] == shallow["union_lower"]
     assert both["cross_check"]["log_p"] == shallow["union"]["cross_check"]["log_p"]
+    assert "no deep llamas of 1 bit(s) exist." in llamaizer.describe(summary)
 
 
 def test_llamaizer_target_not_reached_claims_nothing(tmp_path):

@@ -286,7 +286,9 @@ def _fmt(est: dict) -> str:
 def describe(summary: dict) -> str:
     parts = [f"m = {summary['m']}: P(target) {_fmt(summary['log_p_target'])}."]
     for kind in KINDS:
-        if kind in summary:
+        if kind in summary and not summary[kind]["n_functions"]:
+            parts.append(f"no {kind} llamas of {summary['m']} bit(s) exist.")
+        elif kind in summary:
             s = summary[kind]
             parts.append(f"{kind} llamas (|H| = {s['n_functions']:,}, {s['n_classes_measured']} classes"
                          f"{', sampled' if s['sampled'] else ''}): sum_h P(llamaizer(h) | target) "
