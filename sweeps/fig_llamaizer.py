@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -133,6 +134,7 @@ def shape_panel(ax, rows: list[tuple], what: str, m: int) -> None:
                 f"{v:.0f}: {b:.1f} [{lo:.1f}, {hi:.1f}] bits{' (' + kind_ + ' bound)' if kind_ else ''}"
                 for v, b, lo, hi, kind_ in zip(x, bits, low, high, bound)))
     label = "hidden width" if what == "width" else "hidden layers"
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel=label, ylabel="bits (open, arrow: bounds)", title=f"({'c' if what == 'width' else 'd'}) "
            f"against {what} (m = {m})")
     ax.legend(fontsize=6)
