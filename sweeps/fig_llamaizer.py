@@ -1,16 +1,17 @@
 """Figure: do inner llamaizers gain volume in proportion to the number of possible llamas?
 
 Runs experiment=llamaizer for m = 1, 2, 3, 4 distractor bits (n-40-40-1 MLPs, n = 4 + m
-inputs, target andor; m = 1 has shallow llamas only) and, at m = 2, for two more widths
-(20, 80) and two more depths (1 and 3 hidden layers of 40); --quick: m = 1, 2, 3 on a 2-bit
-AND target with tiny nets and budgets (m = 2 also at width 12 and depth 1). Four panels in llamaizer.png: (a) log P(llamaizers |
-target) against log |H_m| with the naive slope-1 prediction and the fitted slope; (b)
-constraint bits per llama class against its average sensitivity, controls beside; (c) the
-same sums and controls against width; (d) against depth. In (a) the union P(some llama of
-the kind | target) is drawn as the interval it is known to lie in, [max_h P(h), min(1,
-sum_h P(h))], with the cross-check sum_h P(h) E[1/N | h] (MCMC samples) inside. Estimates
-are filled markers with intervals; bounds are open markers with an arrow, never joined to
-estimates. Prints every number behind them."""
+inputs, target andor; m = 1 has shallow llamas only) and, at m = 2, for two more widths (20,
+80) and two more depths (1 and 3 hidden layers of 40); --quick: m = 1, 2, 3 on a 2-bit AND
+target with tiny nets and budgets (m = 2 also at width 12 and depth 1). Four panels in
+llamaizer.png: (a) log P(llamaizers | target) against log |H_m| with the naive slope-1
+prediction, the fitted slope, and an upper bound on the slope where larger m gives only
+bounds; (b) constraint bits per llama class against its average sensitivity, controls
+beside; (c) the same sums and controls against width; (d) against depth. In (a) the union
+P(some llama of the kind | target) is drawn as the interval it is known to lie in, [max_h
+P(h), min(1, sum_h P(h))], with the cross-check sum_h P(h) E[1/N | h] (MCMC samples) inside.
+Estimates are filled markers with intervals; bounds are open markers with an arrow, never
+joined to estimates. Prints every number behind them."""
 from __future__ import annotations
 
 import math

@@ -7,10 +7,10 @@ deep when not linearly separable (|H_m| of them), shallow otherwise. Class "llam
 some hidden unit's thresholded truth table is exactly h (circuits.llama). For each symmetry
 class of h (permutation/negation of the distractor bits) one representative h is measured:
 log P(llamaizer(h) | target) by rare-event splitting on min(target margin, max over units of
-the unit's margin against h), both margins divided by their scale (README.md, "Experiment `llamaizer`"). The
-symmetry is exact: permuting/negating distractor inputs is a relabelling of first-layer
-weight rows and bias shifts that keeps the symmetric Gaussian prior and the target, so every
-member of a class has the same volume. Sums over classes weighted by class sizes give
+the unit's margin against h), both margins divided by their scale (README.md, "Experiment
+`llamaizer`"). The symmetry is exact: permuting/negating distractor inputs is a relabelling
+of first-layer weight rows and bias shifts that keeps the symmetric Gaussian prior and the
+target, so every member of a class has the same volume. Sums over classes weighted by class sizes give
 sum_h P(llamaizer(h) | target) = E[number N of distinct llamas carried | target], so
 P(some llama | target) lies in [max_h P(h | target), min(1, sum_h P(h | target))] (union
 bound; summary[kind]['union'], classes.csv rows all_deep / all_shallow / all_llamas); the
