@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import ROOT, load, parser, run_sweep  # noqa: E402
-from volume.experiments._classes import estimate_columns, plot_estimates  # noqa: E402
+from volume.experiments._classes import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
 MARKERS = {"serial": "o", "parallel": "s", "single": "^", "mixed": "D", "other": "x"}
@@ -61,13 +61,12 @@ def tau_panel(ax, runs: list) -> None:
         print(f"tau = {s['tau']}, L = {s['n_blocks']}, w = {s['block_width']}: log ratio parallel/serial = "
               f"{ratio}{' (' + r['bound'] + ' bound)' if r and r['bound'] else ''}")
     for k, (name, part) in enumerate(rows.groupby("class", sort=False)):
-        bound = [b if isinstance(b, str) else "" for b in part["bound"]]
         shift = 0.008 * (k - 1)  # side by side
         plot_estimates(ax, part["tau"] + shift, part["log_p"] / LOG10, part["ci_low"] / LOG10, part["ci_high"] / LOG10,
-                       bound, color=f"C{k}", marker=MARKERS.get(name, "o"), label=name)
+                       part["bound"], color=f"C{k}", marker=MARKERS.get(name, "o"), label=name)
         for _, row in part.iterrows():
             print(f"tau = {row['tau']}: {name:>8}: log P(class | target) = {_num(row['log_p']):.2f} "
-                  f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound'] if isinstance(row['bound'], str) else ''}"
+                  f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound']}"
                   f"; joint {row['log_p_joint']:.2f}; {row['n_evals']:,} evals")
     if not ax.get_lines():
         ax.text(0.5, 0.5, "target not reached: no conditional", ha="center", transform=ax.transAxes)
@@ -84,7 +83,7 @@ def main() -> None:
     start = time.perf_counter()
     sweeps = [run_sweep(out / name, sweep, args.launcher, args.launcher_overrides)
               for name, sweep in zip(("runs", "runs_tau"), settings(args.quick))]
-    runs, tau_runs = ([(load(j)["summary"], pd.read_csv(j / "classes.csv"), load(j)["estimates"]) for j in jobs]
+    runs, tau_runs = ([(load(j)["summary"], read_classes(j), load(j)["estimates"]) for j in jobs]
                       for jobs in sweeps)
     tau_runs += [r for r in runs if r[0]["n_blocks"] == TAU_L]
     runs.sort(key=lambda r: (r[0]["block_width"], r[0]["n_blocks"]))
@@ -109,7 +108,7 @@ def main() -> None:
                   f"{s['n_evals']:,} evals in {s['seconds']:.0f} s")
             for _, row in frame.iterrows():
                 print(f"    {row['class']:>8}: log P(class | target) = {_num(row['log_p']):.2f} "
-                      f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound'] if isinstance(row['bound'], str) else ''}"
+                      f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound']}"
                       f"; joint {row['log_p_joint']:.2f}; {row['n_evals']:,} evals; confirmed by ablation "
                       f"{_num(row.get('frac_confirmed')):.2f}; mean path length {_num(row.get('mean_path_length')):.2f}")
         ratios = [(s["n_blocks"], s["log_ratio_parallel_serial"]) for s, _, _ in part if s["log_ratio_parallel_serial"]]

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import ROOT, load, parser, run_sweep  # noqa: E402
-from volume.experiments._classes import as_bits, estimate_columns, plot_estimates  # noqa: E402
+from volume.experiments._classes import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
 
@@ -152,7 +152,7 @@ def main() -> None:
     frames, shape_rows = [], []
     curves: dict[str, list] = {"deep": [], "shallow": []}
     for job in jobs:
-        stored, frame = load(job), pd.read_csv(job / "classes.csv", dtype={"h": str})
+        stored, frame = load(job), read_classes(job)
         s, m, width = stored["summary"], stored["summary"]["m"], stored["config"]["model"]["hidden"]
         if m == width_m:
             shape_rows.append((width, m, frame, s))
@@ -214,7 +214,7 @@ def main() -> None:
         ax.axhline(row["bits"], lw=0.5, color="gray", alpha=0.5, ls="-" if row["bound"] != "upper" else ":")
     for _, row in allf[allf["kind"] != "union"].iterrows():
         print(f"  m = {row['m']} {row['class']:>14}: bits = {row['bits']:.1f}, log P = {row['log_p']:.2f} "
-              f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}] {row['bound'] if isinstance(row['bound'], str) else ''}"
+              f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}] {row['bound']}"
               f" ({row['n_evals']:,} evals){_overlap(row)}")
     ax.set(xlabel="average sensitivity of h", ylabel="constraint bits -log2 P(llamaizer(h) | target)",
            title="(b) per llama class (open + arrow: bounds)\ngray lines: controls (dotted: bounds)")

@@ -35,6 +35,7 @@ from circuits.llama import LABELS as LLAMA_LABELS
 from circuits.llama import classify_llamas, split_of
 from volume import results
 from volume.errors import ConfigError
+from volume.experiments._classes import read_classes
 from volume.experiments.llamaizer import distractor_bits
 from volume.nets import ResidualMLP
 from volume.setup import Setup
@@ -141,8 +142,7 @@ def load_prior_run(setup: Setup, circuit: str) -> dict | None:
                               f"vs {setup.config[key]}")
     if circuit == "depth" and stored["config"]["experiment"]["tau"] != setup.cfg.experiment.tau:
         raise ConfigError(f"experiment.tau: the prior run used tau = {stored['config']['experiment']['tau']}")
-    classes = pd.read_csv(run_dir / "classes.csv")
-    classes["bound"] = [b if isinstance(b, str) else "" for b in classes["bound"]]  # "", "upper" or "target_not_reached"
+    classes = read_classes(run_dir)  # bound: "", "upper" or "target_not_reached"
     return {"classes": classes,
             "summary": stored["summary"], "dir": str(run_dir)}
 

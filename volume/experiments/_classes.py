@@ -196,3 +196,11 @@ def write_classes(run_dir: Path, rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     results.write_csv(run_dir / "classes.csv", frame)
     return frame
+
+
+def read_classes(run_dir: Path) -> pd.DataFrame:
+    """A run's classes.csv as written: `h` stays text (hex keys) and `bound` is "", "upper",
+    ... (an empty cell would otherwise read as NaN)."""
+    frame = pd.read_csv(run_dir / "classes.csv", dtype={"h": str, "bound": str})
+    frame["bound"] = frame["bound"].fillna("")
+    return frame
