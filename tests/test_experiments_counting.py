@@ -25,10 +25,11 @@ from volume.setup import build
 
 COLUMNS = ["class", "log_p", "ci_low", "ci_high", "log_p_joint", "n_evals", "method"]
 LLAMA = ["experiment=llamaizer", "task.n=4", "task.target=and", "task.target_vars=[1,2]", "model.hidden=[6,6]",
-         "estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=40",
-         "experiment.n_classes_sampled=1"]
+         "estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2", "estimator.moves=global",
+         "estimator.max_levels=40", "experiment.n_classes_sampled=1"]
 DEPTH = ["experiment=depth", "model.n_blocks=3", "estimator.n_particles=20", "estimator.n_runs=2",
-         "estimator.n_moves=2", "estimator.max_levels=15", "experiment.classes=[serial,parallel]"]
+         "estimator.n_moves=2", "estimator.moves=global", "estimator.max_levels=15",
+         "experiment.classes=[serial,parallel]"]
 
 
 def orbit(key: int, m: int) -> set[int]:

@@ -24,7 +24,7 @@ TINY = ("experiment=trained_classes", "task.target=and", "task.target_vars=[1,2]
         "threads=1")
 TINY_LLAMAIZER = ("experiment=llamaizer", "task.target=and", "task.target_vars=[1,2]", "task.n=4",
                   "model.hidden=[6,6]", "estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2",
-                  "estimator.max_levels=40", "experiment.n_classes_sampled=2", "experiment.controls=false", "threads=1")
+                  "estimator.moves=global", "estimator.max_levels=40", "experiment.n_classes_sampled=2", "experiment.controls=false", "threads=1")
 
 
 def _csv(path: Path) -> pd.DataFrame:

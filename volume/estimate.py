@@ -16,6 +16,7 @@ class Estimate:
     n_evals: int
     method: str
     bound: str | None = None
+    reliable: bool = True
 
     def __post_init__(self):
         if math.isnan(self.log_p) or any(math.isnan(c) for c in self.ci):
@@ -33,6 +34,6 @@ class Estimate:
 
     def __str__(self) -> str:
         lo, hi = self.ci
-        kind = f" ({self.bound} bound)" if self.bound else ""
+        kind = (f" ({self.bound} bound)" if self.bound else "") + ("" if self.reliable else " [UNRELIABLE]")
         return (f"log P = {self.log_p:.4g}{kind}, 95% CI [{lo:.4g}, {hi:.4g}] "
                 f"(log10 P = {self.log10_p:.3g}; {self.n_evals:,} evals, {self.method})")

@@ -215,6 +215,32 @@ class ResidualMLP(Architecture):
                 f"stream={self.stream_width}, {self.activation}, bias={self.bias})")
 
 
+class Composite(Architecture):
+    """Sub-networks side by side on the same input: theta is their parameters one after
+    another (slices renamed `<name>_<part>`), the output their outputs concatenated. A
+    class asking something of every part is a product of the parts' classes, so its
+    exact volume is the product of theirs: the non-convex validation cases of the
+    rare-event estimator are built this way (volume.estimators.ground_truth)."""
+
+    def __init__(self, parts: list[Architecture]):
+        if not parts or len({p.n_in for p in parts}) != 1:
+            raise ValueError("Composite: needs at least one part, all with the same input width")
+        self.parts = list(parts)
+        self.n_in, self.n_out = parts[0].n_in, sum(p.n_out for p in parts)
+        self.slices = self._layout([(f"{s.name}_{i}", s.shape, s.kind, s.fan_in)
+                                    for i, part in enumerate(parts) for s in part.slices])
+
+    def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        outputs, start = [], 0
+        for part in self.parts:
+            outputs.append(part.forward(theta[:, start : start + part.n_params].contiguous(), x))
+            start += part.n_params
+        return torch.cat(outputs, -1)
+
+    def describe(self) -> str:
+        return f"Composite({', '.join(p.describe() for p in self.parts)})"
+
+
 def build_architecture(model_cfg, n_in: int) -> Architecture:
     """Architecture from the `model` config group; the input width comes from the task."""
     kind = model_cfg.get("name", "mlp")

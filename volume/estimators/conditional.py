@@ -74,9 +74,10 @@ def combine(joint: SplittingResult, given: SplittingResult) -> Estimate:
         # P(C and D) <= its bound and P(D) >= exp(lower end), so the ratio is bounded above.
         upper = min(0.0, joint.estimate.log_p - given.estimate.ci[0])
         return Estimate(upper, (-math.inf, upper), n_evals, "conditional(rare_event), C and D not reached",
-                        bound="upper")
+                        bound="upper", reliable=joint.estimate.reliable and given.estimate.reliable)
     log_p, (low, high) = welch_difference(joint.run_log_p, given.run_log_p)
-    return Estimate(min(log_p, 0.0), (low, min(high, 0.0)), n_evals, "conditional(rare_event)")
+    return Estimate(min(log_p, 0.0), (low, min(high, 0.0)), n_evals, "conditional(rare_event)",
+                    reliable=joint.estimate.reliable and given.estimate.reliable)
 
 
 def conditional(score_c: Score, score_d: Score, arch: Architecture, prior: Prior, *, seed: int = 0,

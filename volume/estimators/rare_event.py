@@ -9,6 +9,16 @@ MCMC that leaves the prior restricted to {score > level} invariant:
   so the restricted prior needs no density ratio);
 - uniform prior: a Gaussian random-walk step folded back into the box (a symmetric
   kernel, so the uniform law is kept), accepted iff score > level.
+Which coordinates move (`moves`): "global" moves all at once with one step size per run;
+"coordinate" moves one random coordinate per chain, with a step size per coordinate;
+"mixed" (default) alternates the two. A global move must satisfy every constraint at
+once, so on a class that is a product of k pieces (k sub-networks side by side) its
+acceptance is a product of k and its step shrinks with k; single-coordinate moves keep
+large steps, and are what let chains cross between the pieces of a non-convex level set
+(measured in README.md, "Rare event: non-convex classes").
+When the score has an atom at the first level (e.g. the normalized margin is exactly -1
+on many networks), too few chains lie strictly above it; the run then draws more exact
+prior samples until N lie above, instead of keeping a handful of survivors.
 Per level the log of the surviving fraction is estimated by psi(M + 1) - psi(N + 1)
 (M survivors of N, psi the digamma): with independent exact samples this is exactly
 unbiased for E[log P(level | previous level)] at quantile levels, so each run's log P is
@@ -37,6 +47,9 @@ from volume.priors import Prior
 
 TARGET_ACCEPT = 0.25
 STUCK = 0.01  # mean acceptance below which the chains are declared stuck (warning)
+MOVES = ("mixed", "global", "coordinate")
+MAX_SPREAD = 3.0  # run-to-run sd / ideal sd above which the runs are called trapped (unreliable)
+MAX_FIRST_DRAWS = 200  # batches of N prior samples spent at most on an atom at the first level
 SMALL = 2_000_000  # population elements (chains x parameters) below which one thread is faster
 
 
@@ -53,6 +66,7 @@ class SplittingResult:
     theta: torch.Tensor | None = None  # final population in the class, [M, P] (if asked)
     run_ids: np.ndarray | None = None  # [M] independent run of each final sample
     ancestors: np.ndarray | None = None  # [M] initial chain each final sample descends from
+    diagnostics: dict = field(default_factory=dict)  # spread vs ideal, ancestors, why unreliable
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
@@ -68,7 +82,7 @@ def _fold(z: torch.Tensor, half: float) -> torch.Tensor:
 
 def _propose(z: torch.Tensor, beta: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
     xi = torch.randn(z.shape, generator=gen, dtype=z.dtype)
-    b = beta.unsqueeze(1)
+    b = beta.unsqueeze(1) if beta.ndim == 1 else beta  # one step per chain, or per chain and coordinate
     if kind == "gaussian":
         return torch.sqrt(1 - b * b) * z + b * xi
     half = math.sqrt(3.0)  # whitened uniform prior: U(-sqrt 3, sqrt 3), unit variance
@@ -92,7 +106,9 @@ def _t_interval(values: np.ndarray, ideal_var: float) -> tuple[float, tuple[floa
     return mean, (mean - half, mean + half)
 
 
-def _check_args(n_particles: int, n_runs: int, keep: float, n_moves: int) -> None:
+def _check_args(n_particles: int, n_runs: int, keep: float, n_moves: int, moves: str) -> None:
+    if moves not in MOVES:
+        raise ValueError(f"moves: one of {list(MOVES)}, got {moves!r}")
     if not isinstance(n_particles, int) or n_particles < 10:
         raise ValueError(f"n_particles: an integer >= 10 chains per run, got {n_particles!r}")
     if not isinstance(n_runs, int) or n_runs < 2:
@@ -118,7 +134,8 @@ def _threads_for(n_elements: int):
 
 
 def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: int = 500, n_runs: int = 8,
-              keep: float = 0.5, n_moves: int = 20, seed: int = 0, stream: int = 0, max_levels: int = 2000,
+              keep: float = 0.5, n_moves: int = 20, moves: str = "mixed", seed: int = 0, stream: int = 0,
+              max_levels: int = 2000,
               max_evals: int = 10**8, final_population: bool = False, progress: bool = True) -> SplittingResult:
     """Subset simulation for log P(score > 0) under `prior`; see the module docstring.
 
@@ -128,13 +145,13 @@ def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: in
     reached the class refills and moves its chains once more inside it, giving
     n_particles samples of the prior restricted to the class per run (correlated; see
     volume.estimators.conditional for what fractions among them can and cannot say)."""
-    _check_args(n_particles, n_runs, keep, n_moves)
+    _check_args(n_particles, n_runs, keep, n_moves, moves)
     with _threads_for(n_particles * n_runs * arch.n_params):
-        return _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, stream, max_levels,
+        return _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, seed, stream, max_levels,
                           max_evals, final_population, progress)
 
 
-def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, stream, max_levels, max_evals,
+def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, seed, stream, max_levels, max_evals,
                final_population, progress) -> SplittingResult:
     R, N = n_runs, n_particles
     n_kill = N - round(keep * N)
@@ -157,9 +174,18 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, str
     log_p = np.zeros(R)
     active = np.ones(R, dtype=bool)
     reached = np.zeros(R, dtype=bool)
-    beta = torch.full((R,), 0.5, dtype=torch.float64)
+    beta = torch.full((R, 1 + arch.n_params), 0.5, dtype=torch.float64)  # [global step, step per coordinate]
     levels: list[list[float]] = [[] for _ in range(R)]
     trace: list[list[float]] = [[] for _ in range(R)]
+
+    def draw(r: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # offsets past the initial R x N samples, disjoint per run and batch: reproducible
+        rows = prior.sample(arch, N, seed, offset=(batch + 1) * R * N + r * N, stream=stream,
+                            dtype=torch.float64) / std
+        return rows, evaluate(rows)
+
+    for r in range(R):
+        _atom_at_first_level(r, z, s, N - n_kill, log_p, levels, trace, lambda batch: draw(r, batch))
     acceptance: list[float] = []
     stuck_warned = False
     bar = tqdm(desc="rare event", unit="level", disable=not progress)
@@ -185,7 +211,7 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, str
             break
         thresholds = torch.from_numpy(level[rows]).unsqueeze(1)
         z_act, s_act, anc = _refill(z[rows], s[rows], ancestors[rows], thresholds, gen)
-        z_act, s_act, acc = _move(z_act, s_act, thresholds, beta, rows, prior.kind, n_moves, gen, evaluate)
+        z_act, s_act, acc = _move(z_act, s_act, thresholds, beta, rows, prior.kind, n_moves, moves, gen, evaluate)
         z[rows], s[rows], ancestors[rows] = z_act, s_act, anc
         acceptance.append(acc)
         if acc < STUCK and not stuck_warned:
@@ -196,13 +222,15 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, seed, str
         bar.update(1)
         bar.set_postfix(level=f"{level[rows].min():.3g}", log_p=f"{log_p[rows].mean():.2f}", accept=f"{acc:.2f}")
     bar.close()
-    result = SplittingResult(_estimate(log_p, reached, levels, N, R, keep, n_moves, n_evals),
-                             log_p, reached, [np.array(v) for v in levels], [np.array(v) for v in trace], acceptance)
+    estimate, diagnostics = _estimate(log_p, reached, levels, N, R, keep, n_moves, moves, n_evals, acceptance,
+                                      [len(torch.unique(a)) for a in ancestors])
+    result = SplittingResult(estimate, log_p, reached, [np.array(v) for v in levels], [np.array(v) for v in trace],
+                             acceptance, diagnostics=diagnostics)
     if final_population and reached.any():
         rows = np.flatnonzero(reached)
         zero = torch.zeros(len(rows), 1, dtype=torch.float64)
         z_in, s_in, anc = _refill(z[rows], s[rows], ancestors[rows], zero, gen)
-        z_in, _, _ = _move(z_in, s_in, zero, beta, rows, prior.kind, n_moves, gen, evaluate)
+        z_in, _, _ = _move(z_in, s_in, zero, beta, rows, prior.kind, n_moves, moves, gen, evaluate)
         result.theta = (z_in * std).reshape(-1, arch.n_params)
         result.run_ids = np.repeat(rows, N)
         result.ancestors = anc.reshape(-1).numpy()
@@ -219,37 +247,112 @@ def _refill(z: torch.Tensor, s: torch.Tensor, anc: torch.Tensor, thresholds: tor
     return (torch.gather(z, 1, idx.unsqueeze(2).expand_as(z)), torch.gather(s, 1, idx), torch.gather(anc, 1, idx))
 
 
-def _move(z, s, thresholds, beta, rows, kind, n_moves, gen, evaluate):
-    """n_moves restricted-prior MCMC steps for every chain; adapts each run's step size
-    from its own acceptance only, so runs stay independent."""
+def _atom_at_first_level(r: int, z: torch.Tensor, s: torch.Tensor, n_above: int, log_p: np.ndarray, levels: list,
+                         trace: list, draw) -> None:
+    """If fewer than n_above of run r's exact prior samples lie strictly above its first
+    quantile level (an atom of the score there), replace the run's population by the first
+    N exact prior samples above that level, drawn in batches of N (`draw(batch)` gives
+    whitened samples and their scores), and count the first factor as their fraction among
+    every draw. Without this, a score that is exactly -1 on most networks leaves a handful
+    of survivors (or none) to clone from, and the run's first factor is a coin toss."""
+    N = s.shape[1]
+    level = float(torch.kthvalue(s[r], N - n_above).values)
+    alive = s[r] > level
+    if level >= 0 or int(alive.sum()) >= n_above:
+        return
+    kept_z, kept_s, n_drawn = [z[r][alive]], [s[r][alive]], N
+    for batch in range(MAX_FIRST_DRAWS):
+        if sum(len(v) for v in kept_s) >= N:
+            break
+        z_new, s_new = draw(batch)
+        kept_z.append(z_new[s_new > level])
+        kept_s.append(s_new[s_new > level])
+        n_drawn += N
+    z_above, s_above = torch.cat(kept_z), torch.cat(kept_s)
+    if not len(s_above):
+        return  # nothing above the atom: the main loop reports the zero-hit bound
+    log_p[r] = special.digamma(len(s_above) + 1) - special.digamma(n_drawn + 1)
+    levels[r].append(level)
+    trace[r].append(log_p[r])
+    # The first N above the level, in draw order, are exact independent restricted samples;
+    # only when the draws ran out are some of them repeated (the next refill moves them).
+    order = torch.arange(N) % len(s_above)
+    z[r], s[r] = z_above[order], s_above[order]
+
+
+def _move(z, s, thresholds, beta, rows, kind, n_moves, moves, gen, evaluate):
+    """n_moves restricted-prior MCMC steps for every chain (see the module docstring for
+    `moves`); adapts each run's step sizes from its own acceptance only, so runs stay
+    independent."""
     R, N, P = z.shape
     accepted = 0.0
-    for _ in range(n_moves):
-        b = beta[rows].repeat_interleave(N)
-        proposal = _propose(z.reshape(R * N, P), b, kind, gen)
+    for t in range(n_moves):
+        coordinate = moves == "coordinate" or (moves == "mixed" and t % 2 == 1)
+        flat = z.reshape(R * N, P)
+        if coordinate:
+            chosen = torch.zeros(R, N, P, dtype=torch.bool).scatter_(
+                2, torch.randint(P, (R, N, 1), generator=gen), True)
+            step = beta[rows, 1:].unsqueeze(1).expand(R, N, P).reshape(R * N, P)
+            proposal = torch.where(chosen.view(R * N, P), _propose(flat, step, kind, gen), flat)
+        else:
+            proposal = _propose(flat, beta[rows, 0].repeat_interleave(N), kind, gen)
         s_new = evaluate(proposal).view(R, N)
         ok = s_new > thresholds
         z = torch.where(ok.unsqueeze(2), proposal.view(R, N, P), z)
         s = torch.where(ok, s_new, s)
         rate = ok.to(torch.float64).mean(1)
-        beta[rows] = (beta[rows] * torch.exp(rate - TARGET_ACCEPT)).clamp(1e-4, 1.0)
+        if coordinate:  # each coordinate's step adapts to the acceptance of the chains that moved it
+            tried = chosen.to(torch.float64)
+            n_tried = tried.sum(1)
+            rate_each = (tried * ok.unsqueeze(2)).sum(1) / n_tried.clamp(min=1)
+            factor = torch.where(n_tried > 0, torch.exp(rate_each - TARGET_ACCEPT), torch.ones_like(rate_each))
+            beta[rows, 1:] = (beta[rows, 1:] * factor).clamp(1e-4, 1.0)
+        else:
+            beta[rows, 0] = (beta[rows, 0] * torch.exp(rate - TARGET_ACCEPT)).clamp(1e-4, 1.0)
         accepted += float(rate.mean()) / n_moves
     return z, s, accepted
 
 
-def _estimate(log_p: np.ndarray, reached: np.ndarray, levels, N: int, R: int, keep: float, n_moves: int,
-              n_evals: int) -> Estimate:
-    method = f"rare_event(subset simulation, {R} runs x {N} chains, keep={keep}, moves={n_moves})"
+def _diagnostics(log_p: np.ndarray, reached: np.ndarray, ideal_var: float, acceptance: list[float],
+                 distinct_ancestors: list[int]) -> dict:
+    """What can catch trapped runs, and the verdict. Runs that each fill a different piece
+    of a split level set disagree far more than independent-sample runs would, so the
+    run-to-run sd against the ideal sd is the main check (with 8 runs the sample sd
+    itself scatters by about +-40%, hence a threshold of 3, not 1)."""
+    spread = float(log_p.std(ddof=1) / math.sqrt(ideal_var)) if len(log_p) > 1 and ideal_var > 0 else 0.0
+    reasons = []
+    if not reached.all():
+        reasons.append(f"{int((~reached).sum())} of {len(reached)} runs never reached the class")
+    if spread > MAX_SPREAD:
+        reasons.append(f"runs disagree {spread:.1f}x more than independent samples would (limit {MAX_SPREAD})")
+    if acceptance and min(acceptance) < STUCK:
+        reasons.append(f"MCMC acceptance fell to {min(acceptance):.3f} at some level (chains stuck)")
+    # log mean exp of the runs: unbiased for P (not log P) in expectation; reported beside the log-mean
+    log_mean_p = float(special.logsumexp(log_p) - math.log(len(log_p)))
+    return {"spread_vs_ideal": spread, "ideal_sd": math.sqrt(ideal_var), "distinct_ancestors": distinct_ancestors,
+            "min_acceptance": min(acceptance) if acceptance else None, "log_mean_p": log_mean_p,
+            "reliable": not reasons, "reasons": reasons}
+
+
+def _estimate(log_p: np.ndarray, reached: np.ndarray, levels, N: int, R: int, keep: float, n_moves: int, moves: str,
+              n_evals: int, acceptance: list[float], distinct_ancestors: list[int]) -> tuple[Estimate, dict]:
+    method = f"rare_event(subset simulation, {R} runs x {N} chains, keep={keep}, {n_moves} {moves} moves)"
     n_keep = round(keep * N)
+    ideal_var = float(np.mean([_ideal_var(len(v), n_keep, N) for v in levels]))
+    diagnostics = _diagnostics(log_p, reached, ideal_var, acceptance, distinct_ancestors)
     if reached.all():
-        mean, ci = _t_interval(log_p, float(np.mean([_ideal_var(len(v), n_keep, N) for v in levels])))
-        return Estimate(mean, ci, n_evals, method)
+        mean, ci = _t_interval(log_p, ideal_var)
+        return Estimate(mean, ci, n_evals, method, reliable=diagnostics["reliable"]), diagnostics
     # Some run never got inside. Its last level l < 0 bounds the class: P(score > 0) <=
     # P(score > l). Bound: the largest run's log P(score > l) (zero-hit bound included when
     # its last level kept no chain) plus 1.96 of its ideal (independent-sample) deviations.
+    # That is only a valid bound if the runs mixed; trapped runs can sit below the truth,
+    # so the bound is marked unreliable whenever the spread check fails as well.
     bounds = [log_p[r] + 1.96 * math.sqrt(_ideal_var(len(levels[r]), n_keep, N)) for r in range(R)]
     upper = min(0.0, float(max(bounds)))
-    return Estimate(upper, (-math.inf, upper), n_evals, method + ", class not reached", bound="upper")
+    trapped = diagnostics["spread_vs_ideal"] > MAX_SPREAD or (acceptance and min(acceptance) < STUCK)
+    return (Estimate(upper, (-math.inf, upper), n_evals, method + ", class not reached", bound="upper",
+                     reliable=not trapped), diagnostics)
 
 
 def rare_event(score: Score, arch: Architecture, prior: Prior, *, seed: int = 0, **kwargs) -> Estimate:

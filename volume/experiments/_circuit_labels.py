@@ -169,8 +169,12 @@ def prior_columns(events: pd.DataFrame, prior: dict | None) -> pd.DataFrame:
                 one["ci_low"], one["ci_high"], "upper bound" if one["bound"] else "estimate"]
         elif row["kind"] == "union" and (kind := name.removeprefix("any_")) in summary:
             total, best = summary[kind]["sum_over_h"], summary[kind].get("union_lower")
+            if total["ci"][1] is None:  # the sum has no upper end: the prior run never reached the target
+                out.loc[i, "prior_meaning"] = "not measured: the prior run never reached the target"
+                continue
+            low = best["ci"][0] if best and best["ci"][0] is not None else -math.inf
             out.loc[i, ["prior_low", "prior_high", "prior_meaning"]] = [
-                best["ci"][0] if best else -math.inf, min(0.0, total["ci"][1]), "[best class, sum over classes]"]
+                low, min(0.0, total["ci"][1]), "[best class, sum over classes]"]
         elif name == "direct" and summary.get("direct_lower_bound") is not None:
             out.loc[i, ["prior_low", "prior_high", "prior_meaning"]] = [
                 summary["direct_lower_bound"], 0.0, "lower bound (1 - all llamas)"]

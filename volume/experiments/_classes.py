@@ -54,14 +54,16 @@ def estimator_options(setup: Setup) -> dict:
 
 
 def _record(result: SplittingResult, seconds: float, extra: dict) -> dict:
-    return {**result.estimate.to_dict(), "run_log_p": result.run_log_p.tolist(),
+    diagnostics = {k: v for k, v in result.diagnostics.items() if k != "reliable"}
+    return {**result.estimate.to_dict(), "diagnostics": diagnostics, "run_log_p": result.run_log_p.tolist(),
             "reached": result.reached.tolist(), "seconds": seconds, **extra}
 
 
 def to_result(record: dict) -> SplittingResult:
     """The parts of a SplittingResult that `combine` and the sums need, from a record."""
     ci = tuple(-math.inf if c is None else c for c in record["ci"])
-    est = Estimate(record["log_p"], ci, record["n_evals"], record["method"], record["bound"])
+    est = Estimate(record["log_p"], ci, record["n_evals"], record["method"], record["bound"],
+                   record.get("reliable", True))
     return SplittingResult(est, np.array(record["run_log_p"]), np.array(record["reached"], bool))
 
 
@@ -91,10 +93,10 @@ def conditional_row(name: str, record: dict, given: dict) -> dict:
     if given["bound"] is not None:
         return {"class": name, "log_p": math.nan, "ci_low": math.nan, "ci_high": math.nan, **joint,
                 "n_evals": record["n_evals"] + given["n_evals"], "method": record["method"],
-                "bound": "target_not_reached"}
+                "bound": "target_not_reached", "reliable": False}
     est = combine(to_result(record), to_result(given))
     return {"class": name, "log_p": est.log_p, "ci_low": est.ci[0], "ci_high": est.ci[1], **joint,
-            "n_evals": est.n_evals, "method": est.method, "bound": est.bound or ""}
+            "n_evals": est.n_evals, "method": est.method, "bound": est.bound or "", "reliable": est.reliable}
 
 
 def _run_draws(record: dict, rng: np.random.Generator) -> np.ndarray:

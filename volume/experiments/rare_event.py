@@ -15,7 +15,7 @@ import torch
 
 from volume import results
 from volume.errors import ConfigError
-from volume.estimators.rare_event import monte_carlo_score, splitting
+from volume.estimators.rare_event import MOVES, monte_carlo_score, splitting
 from volume.estimators.scores import target_margin_score
 from volume.setup import Setup
 
@@ -42,6 +42,10 @@ def estimator_options(setup: Setup) -> dict:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
             raise ConfigError(f"estimator.{key}: must be {'an integer' if kind is int else 'a number'}, got {value!r}")
         out[key] = value
+    moves = est.get("moves", "mixed")
+    if moves not in MOVES:
+        raise ConfigError(f"estimator.moves: one of {list(MOVES)}, got {moves!r}")
+    out["moves"] = moves
     checks = {"n_particles": out["n_particles"] >= 10, "n_runs": out["n_runs"] >= 2, "n_moves": out["n_moves"] >= 1,
               "keep": 0 < out["keep"] < 1 and 1 <= round(out["keep"] * out["n_particles"]) < out["n_particles"],
               "max_levels": out["max_levels"] >= 1, "max_evals": out["max_evals"] >= 1}
