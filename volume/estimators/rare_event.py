@@ -135,8 +135,7 @@ def _threads_for(n_elements: int):
 
 def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: int = 500, n_runs: int = 8,
               keep: float = 0.5, n_moves: int = 20, moves: str = "mixed", seed: int = 0, stream: int = 0,
-              max_levels: int = 2000,
-              max_evals: int = 10**8, final_population: bool = False, progress: bool = True) -> SplittingResult:
+              max_levels: int = 2000, max_evals: int = 10**8, final_population: bool = False, progress: bool = True) -> SplittingResult:
     """Subset simulation for log P(score > 0) under `prior`; see the module docstring.
 
     If a run cannot reach {score > 0} (a score stuck on a plateau, never positive, or the
@@ -320,18 +319,18 @@ def _diagnostics(log_p: np.ndarray, reached: np.ndarray, ideal_var: float, accep
     run-to-run sd against the ideal sd is the main check (with 8 runs the sample sd
     itself scatters by about +-40%, hence a threshold of 3, not 1)."""
     spread = float(log_p.std(ddof=1) / math.sqrt(ideal_var)) if len(log_p) > 1 and ideal_var > 0 else 0.0
-    reasons = []
-    if not reached.all():
-        reasons.append(f"{int((~reached).sum())} of {len(reached)} runs never reached the class")
+    trapped = []  # reasons the runs may not have mixed: they also void an upper bound
     if spread > MAX_SPREAD:
-        reasons.append(f"runs disagree {spread:.1f}x more than independent samples would (limit {MAX_SPREAD})")
+        trapped.append(f"runs disagree {spread:.1f}x more than independent samples would (limit {MAX_SPREAD})")
     if acceptance and min(acceptance) < STUCK:
-        reasons.append(f"MCMC acceptance fell to {min(acceptance):.3f} at some level (chains stuck)")
+        trapped.append(f"MCMC acceptance fell to {min(acceptance):.3f} at some level (chains stuck)")
+    reasons = trapped + ([f"{int((~reached).sum())} of {len(reached)} runs never reached the class"]
+                         if not reached.all() else [])
     # log mean exp of the runs: unbiased for P (not log P) in expectation; reported beside the log-mean
     log_mean_p = float(special.logsumexp(log_p) - math.log(len(log_p)))
     return {"spread_vs_ideal": spread, "ideal_sd": math.sqrt(ideal_var), "distinct_ancestors": distinct_ancestors,
             "min_acceptance": min(acceptance) if acceptance else None, "log_mean_p": log_mean_p,
-            "reliable": not reasons, "reasons": reasons}
+            "reliable": not reasons, "trapped": bool(trapped), "reasons": reasons}
 
 
 def _estimate(log_p: np.ndarray, reached: np.ndarray, levels, N: int, R: int, keep: float, n_moves: int, moves: str,
@@ -350,9 +349,8 @@ def _estimate(log_p: np.ndarray, reached: np.ndarray, levels, N: int, R: int, ke
     # so the bound is marked unreliable whenever the spread check fails as well.
     bounds = [log_p[r] + 1.96 * math.sqrt(_ideal_var(len(levels[r]), n_keep, N)) for r in range(R)]
     upper = min(0.0, float(max(bounds)))
-    trapped = diagnostics["spread_vs_ideal"] > MAX_SPREAD or (acceptance and min(acceptance) < STUCK)
     return (Estimate(upper, (-math.inf, upper), n_evals, method + ", class not reached", bound="upper",
-                     reliable=not trapped), diagnostics)
+                     reliable=not diagnostics["trapped"]), diagnostics)
 
 
 def rare_event(score: Score, arch: Architecture, prior: Prior, *, seed: int = 0, **kwargs) -> Estimate:
