@@ -1,20 +1,25 @@
-"""Conditional volume: log P(C | D) = log P(C and D) - log P(D), each by rare-event splitting.
+"""Conditional volume: log P(C | D) by rare-event splitting, two ways.
 
-C and D are classes with continuous scores; C and D together get min(s_C, s_D), so any
-scored class can be measured however small. The two estimates come from independent
-runs (different streams), so the interval combines their run-to-run spreads (Welch).
+- "continued" (default): split on D's score, then continue each run from its samples of the
+  prior restricted to D, with levels on C's score and every move kept inside D. log P(C | D)
+  is then measured directly, and the joint log P(C and D) is the paired sum per run.
+- "independent": log P(C and D) - log P(D) from two independent splitting runs (C and D
+  together get min(s_C, s_D)), with a Welch interval over both sets of runs.
+Both measured on exact cases in README.md, "Conditional volume".
 
 The restricted population (prior samples inside D, with run and ancestor ids) is returned
 for looking inside. Its fraction in C is a cross-check only: MCMC inside a set made of
 disconnected pieces can keep the fractions it started with, so that fraction can be far
-off even when each piece is sampled well. The ratio of the two splitting estimates does
-not have this problem, since every level starts from the connected prior.
+off even when each piece is sampled well. "continued" leans on that population too: where
+D is made of pieces that a run on D filled in the wrong proportions, its first levels
+inherit them (its runs stay independent, so the interval sees the extra spread, not a
+shared bias). "independent" does not: each of its runs starts from the connected prior.
 """
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -22,11 +27,12 @@ from scipy import stats
 
 from volume.estimate import Estimate
 from volume.estimators.monte_carlo import LEVEL
-from volume.estimators.rare_event import SplittingResult, splitting
+from volume.estimators.rare_event import SplittingResult, splitting, t_interval
 from volume.estimators.scores import Score, min_score
 from volume.nets import Architecture
 from volume.priors import Prior
 
+CONDITIONAL_METHODS = ("continued", "independent")
 DISCONNECTED_WARNING = (
     "fractions inside an MCMC population are a cross-check, not an estimate: chains restricted to a set made "
     "of disconnected pieces keep (roughly) the fractions they entered with; use the conditional estimate")
@@ -64,12 +70,16 @@ def welch_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[float, 
     return diff, (diff - half, diff + half)
 
 
+def _require_given(given: Estimate) -> None:
+    if given.bound is not None:
+        raise ValueError(f"the condition D was never reached ({given}); P(C | D) is undefined here. "
+                         "Check D's score, or give the estimator more budget")
+
+
 def combine(joint: SplittingResult, given: SplittingResult) -> Estimate:
     """log P(C | D) from the two splitting results (independent runs)."""
     n_evals = joint.estimate.n_evals + given.estimate.n_evals
-    if given.estimate.bound is not None:
-        raise ValueError(f"the condition D was never reached ({given.estimate}); P(C | D) is undefined here. "
-                         "Check D's score, or give the estimator more budget")
+    _require_given(given.estimate)
     if joint.estimate.bound == "upper":
         # P(C and D) <= its bound and P(D) >= exp(lower end), so the ratio is bounded above.
         upper = min(0.0, joint.estimate.log_p - given.estimate.ci[0])
@@ -80,19 +90,43 @@ def combine(joint: SplittingResult, given: SplittingResult) -> Estimate:
                     reliable=joint.estimate.reliable and given.estimate.reliable)
 
 
+def continued(given: SplittingResult, inside: SplittingResult) -> tuple[Estimate, Estimate]:
+    """log P(C | D) and log P(C and D) from a run on D and its continuation inside D (run r
+    of `inside` starts from run r of `given`, so the joint's runs are the paired sums)."""
+    estimate = replace(inside.estimate, method=inside.estimate.method.replace("rare_event(", "conditional(continued "))
+    if estimate.bound is not None:
+        upper = estimate.log_p + given.estimate.log_p
+        return estimate, replace(estimate, log_p=upper, ci=(-math.inf, upper))
+    runs = given.run_log_p + inside.run_log_p
+    ideal = given.diagnostics.get("ideal_sd", 0.0) ** 2 + inside.diagnostics.get("ideal_sd", 0.0) ** 2
+    log_p, ci = t_interval(runs, ideal)
+    return estimate, replace(estimate, log_p=log_p, ci=ci, reliable=estimate.reliable and given.estimate.reliable)
+
+
 def conditional(score_c: Score, score_d: Score, arch: Architecture, prior: Prior, *, seed: int = 0,
-                population: bool = True, **kwargs) -> ConditionalResult:
+                population: bool = True, method: str = "continued", **kwargs) -> ConditionalResult:
     """log P(C | D) under the prior, where C = {score_c > 0} and D = {score_d > 0}.
-    Keyword arguments go to `volume.estimators.rare_event.splitting` (both runs)."""
+    method "continued": split on D, then continue splitting on C's score from D's final
+    population with every move kept inside D; "independent": log P(C and D) - log P(D)
+    from two independent runs (Welch interval). Measured in README.md, "Conditional volumes".
+    Keyword arguments go to `volume.estimators.rare_event.splitting` (every run)."""
+    if method not in CONDITIONAL_METHODS:
+        raise ValueError(f"method: one of {list(CONDITIONAL_METHODS)}, got {method!r}")
     kwargs.pop("stream", None)
-    joint = splitting(min_score(score_c, score_d), arch, prior, seed=seed, stream=1, **kwargs)
-    given = splitting(score_d, arch, prior, seed=seed, stream=2, final_population=population, **kwargs)
-    estimate = combine(joint, given)
+    given = splitting(score_d, arch, prior, seed=seed, stream=2, final_population=population or method == "continued",
+                      **kwargs)
+    if method == "continued":
+        _require_given(given.estimate)
+        inside = splitting(score_c, arch, prior, seed=seed, stream=3, start=given, within=score_d, **kwargs)
+        estimate, joint = continued(given, inside)
+    else:
+        joint_run = splitting(min_score(score_c, score_d), arch, prior, seed=seed, stream=1, **kwargs)
+        estimate, joint = combine(joint_run, given), joint_run.estimate
     pop, fraction = None, None
-    if given.theta is not None:
+    if population and given.theta is not None:
         pop = Population(given.theta, given.run_ids, given.ancestors)
         fraction = class_fraction(score_c, pop)
-    return ConditionalResult(estimate, joint.estimate, given.estimate, pop, fraction)
+    return ConditionalResult(estimate, joint, given.estimate, pop, fraction)
 
 
 def class_fraction(score: Score, population: Population) -> float:

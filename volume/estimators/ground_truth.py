@@ -13,12 +13,14 @@ about 1e-1 to far below 1e-15 by the margin asked for:
   true. All outputs exceed the margin iff b - sum_j |w_j| > margin; |w_j| are uniform, so
   this is an Irwin-Hall integral, evaluated exactly in rational arithmetic.
 
-Both are convex. The non-convex family:
+Both are convex. The non-convex families:
 - `xor_copies_case`: k independent 2-2-1 ReLU networks side by side (nets.Composite), the
   class "every copy computes XOR on {-1, 1}^2". One copy's class is multimodal (several
   hidden-unit arrangements, plus a ridge of dead-unit networks whose score creeps up to
   0 without entering), and the product of k copies has log P = k log p exactly, with
   log p measured once by 1e8 plain samples (`measure_xor_factor`, stored below).
+- `hadamard_union_case`: the union of the Hadamard perceptron classes of several targets:
+  disjoint cones of unequal, exactly known mass (dimension m + 1, up to a few hundred).
 """
 from __future__ import annotations
 
@@ -32,8 +34,8 @@ from scipy import special
 
 from volume.estimate import Estimate
 from volume.estimators.rare_event import monte_carlo_score
-from volume.estimators.scores import Score, min_score, target_margin_score
-from volume.nets import MLP, Composite
+from volume.estimators.scores import Score, max_score, min_score, target_margin_score
+from volume.nets import MLP, Architecture, Composite
 from volume.priors import Prior
 
 GRID = 200_001
@@ -131,12 +133,12 @@ XOR_FACTOR_LOG_P, XOR_FACTOR_SE = -7.447, 0.0041
 
 
 @dataclass
-class ProductCase:
-    """A class that is a product of k independent pieces, with its exact log P (and the
-    standard error that the measured factor carries into it)."""
+class ScoredCase:
+    """A non-convex class given by its score, with its exact log P (and the standard error
+    that a measured factor carries into it; 0 when exact)."""
 
     name: str
-    arch: Composite
+    arch: Architecture
     prior: Prior
     score: Score
     log_p: float
@@ -150,8 +152,24 @@ def measure_xor_factor(n_samples: int, seed: int) -> Estimate:
                              batch=1 << 18, progress=False)
 
 
-def xor_copies_case(k: int) -> ProductCase:
+def xor_copies_case(k: int) -> ScoredCase:
     """k copies of 2-2-1 side by side; class: every copy computes XOR. log P = k log p."""
     arch = Composite([MLP([2, 2, 1]) for _ in range(k)])
     score = min_score(*[target_margin_score(arch, XOR_X, XOR, output=i) for i in range(k)])
-    return ProductCase(f"xor_copies{k}", arch, Prior(), score, k * XOR_FACTOR_LOG_P, k * XOR_FACTOR_SE)
+    return ScoredCase(f"xor_copies{k}", arch, Prior(), score, k * XOR_FACTOR_LOG_P, k * XOR_FACTOR_SE)
+
+
+def hadamard_union_case(m: int, targets: list[np.ndarray], sigma_b: float = 1.0, margin: float = 0.0) -> ScoredCase:
+    """The union of the perceptron classes of several distinct targets on hadamard(m)
+    (score: the max of their margin scores). Two targets differ on some input, where no
+    network is on both sides by more than margin >= 0, so the pieces are disjoint (up to
+    measure zero) and log P = log sum_t P(t), each exact (`hadamard_case`). The pieces
+    are separate cones of unequal mass: a run that fills only one of them misses the rest."""
+    cases = [hadamard_case(m, t, sigma_b=sigma_b, margin=margin) for t in targets]
+    if len({c.target.tobytes() for c in cases}) < len(cases):
+        raise ValueError("targets: must be distinct, or the pieces overlap")
+    arch, prior = cases[0].arch, cases[0].prior
+    score = max_score(*[target_margin_score(arch, c.x, c.target, margin=margin) for c in cases])
+    log_p = float(special.logsumexp([c.log_p for c in cases]))
+    return ScoredCase(f"hadamard{m}_union{len(cases)}(sb={sigma_b:g}, margin={margin:g})", arch, prior, score,
+                      log_p, 0.0)

@@ -96,7 +96,7 @@ def _ideal_var(n_levels: int, n_keep: int, N: int) -> float:
     return n_levels * float(special.polygamma(1, n_keep + 1) - special.polygamma(1, N + 1))
 
 
-def _t_interval(values: np.ndarray, ideal_var: float) -> tuple[float, tuple[float, float]]:
+def t_interval(values: np.ndarray, ideal_var: float) -> tuple[float, tuple[float, float]]:
     """Student-t interval over independent runs; the run-to-run variance is floored at the
     ideal variance, because with few runs the sample variance is often by chance too small
     (measured: coverage 88% without the floor on 60 exact cases)."""
@@ -135,7 +135,8 @@ def _threads_for(n_elements: int):
 
 def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: int = 500, n_runs: int = 8,
               keep: float = 0.5, n_moves: int = 20, moves: str = "mixed", seed: int = 0, stream: int = 0,
-              max_levels: int = 2000, max_evals: int = 10**8, final_population: bool = False, progress: bool = True) -> SplittingResult:
+              max_levels: int = 2000, max_evals: int = 10**8, final_population: bool = False, progress: bool = True,
+              start: SplittingResult | None = None, within: Score | None = None) -> SplittingResult:
     """Subset simulation for log P(score > 0) under `prior`; see the module docstring.
 
     If a run cannot reach {score > 0} (a score stuck on a plateau, never positive, or the
@@ -143,33 +144,58 @@ def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: in
     (Estimate.bound == 'upper'), never log 0. With final_population, every run that
     reached the class refills and moves its chains once more inside it, giving
     n_particles samples of the prior restricted to the class per run (correlated; see
-    volume.estimators.conditional for what fractions among them can and cannot say)."""
+    volume.estimators.conditional for what fractions among them can and cannot say).
+
+    Continuation inside a class D: with `start` (a finished run on D's score with
+    final_population, the same n_runs and n_particles) and `within` (D's score), run r
+    starts from run r's samples of the prior restricted to D, every move stays inside D,
+    and the result is log P(score > 0 | D) per run (its n_evals include D's run)."""
     _check_args(n_particles, n_runs, keep, n_moves, moves)
+    _check_start(start, within, n_particles, n_runs)
     with _threads_for(n_particles * n_runs * arch.n_params):
         return _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, seed, stream, max_levels,
-                          max_evals, final_population, progress)
+                          max_evals, final_population, progress, start, within)
+
+
+def _check_start(start: SplittingResult | None, within: Score | None, n_particles: int, n_runs: int) -> None:
+    if (start is None) != (within is None):
+        raise ValueError("start and within: give both (a finished run on D's score and D's score) or neither")
+    if start is None:
+        return
+    if start.theta is None or not start.reached.all():
+        raise ValueError("start: every run on D must have reached D and kept its final population "
+                         "(final_population=True); continue only from an estimate, not a bound")
+    if start.theta.shape[0] != n_runs * n_particles:
+        raise ValueError(f"start: {start.theta.shape[0]} samples, but n_runs x n_particles = {n_runs * n_particles}; "
+                         "use the same n_runs and n_particles as D's run")
 
 
 def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, seed, stream, max_levels, max_evals,
-               final_population, progress) -> SplittingResult:
+               final_population, progress, start=None, within=None) -> SplittingResult:
     R, N = n_runs, n_particles
     n_kill = N - round(keep * N)
     std = torch.from_numpy(prior.std(arch))
     gen = _generator(seed, stream)
-    z = prior.sample(arch, R * N, seed, stream=stream, dtype=torch.float64) / std
-    n_evals = 0
+    if start is None:
+        z = prior.sample(arch, R * N, seed, stream=stream, dtype=torch.float64) / std
+    else:
+        z = start.theta.to(torch.float64) / std
+    n_evals = 0 if start is None else start.estimate.n_evals
 
     def evaluate(rows: torch.Tensor) -> torch.Tensor:
         nonlocal n_evals
         n_evals += rows.shape[0]
-        values = score(rows * std).to(torch.float64)
+        theta = rows * std
+        values = score(theta).to(torch.float64)
+        if within is not None:  # outside D the score is -inf: no level accepts a move there
+            values = torch.where(within(theta).to(torch.float64) > 0, values, -math.inf)
         if torch.isnan(values).any():
             raise ValueError("score: returned NaN for some parameters; a score must be a real number everywhere")
         return values
 
     s = evaluate(z).view(R, N)
     z = z.view(R, N, -1)
-    ancestors = torch.arange(N).repeat(R, 1)
+    ancestors = torch.arange(N).repeat(R, 1) if start is None else torch.from_numpy(start.ancestors).view(R, N)
     log_p = np.zeros(R)
     active = np.ones(R, dtype=bool)
     reached = np.zeros(R, dtype=bool)
@@ -183,7 +209,7 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, se
                             dtype=torch.float64) / std
         return rows, evaluate(rows)
 
-    for r in range(R):
+    for r in range(R if start is None else 0):  # fresh exact samples exist only for the prior itself
         _atom_at_first_level(r, z, s, N - n_kill, log_p, levels, trace, lambda batch: draw(r, batch))
     acceptance: list[float] = []
     stuck_warned = False
@@ -340,7 +366,7 @@ def _estimate(log_p: np.ndarray, reached: np.ndarray, levels, N: int, R: int, ke
     ideal_var = float(np.mean([_ideal_var(len(v), n_keep, N) for v in levels]))
     diagnostics = _diagnostics(log_p, reached, ideal_var, acceptance, distinct_ancestors)
     if reached.all():
-        mean, ci = _t_interval(log_p, ideal_var)
+        mean, ci = t_interval(log_p, ideal_var)
         return Estimate(mean, ci, n_evals, method, reliable=diagnostics["reliable"]), diagnostics
     # Some run never got inside. Its last level l < 0 bounds the class: P(score > 0) <=
     # P(score > l). Bound: the largest run's log P(score > l) (zero-hit bound included when

@@ -63,15 +63,24 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
     return score
 
 
-def min_score(*scores: Score) -> Score:
-    """The score of the intersection of classes: positive iff every score is positive."""
+def _combined(scores: tuple[Score, ...], name: str, reduce: Callable) -> Score:
     if not scores:
-        raise ValueError("min_score: needs at least one score")
+        raise ValueError(f"{name}: needs at least one score")
 
     def score(theta: torch.Tensor) -> torch.Tensor:
-        return torch.stack([s(theta).to(torch.float64) for s in scores]).amin(0)
+        return reduce(torch.stack([s(theta).to(torch.float64) for s in scores]), 0)
 
     return score
+
+
+def min_score(*scores: Score) -> Score:
+    """The score of the intersection of classes: positive iff every score is positive."""
+    return _combined(scores, "min_score", torch.amin)
+
+
+def max_score(*scores: Score) -> Score:
+    """The score of the union of classes: positive iff some score is positive."""
+    return _combined(scores, "max_score", torch.amax)
 
 
 # Classes with a continuous score, by name. Circuit classes (llamaizer, serial circuit)
