@@ -11,7 +11,8 @@ import time
 import numpy as np
 from scipy.optimize import brentq
 
-from volume.estimators.ground_truth import hadamard_case, log_integral_gaussian, uniform_constant_case
+from volume.estimators.ground_truth import (ScoredCase, hadamard_case, hadamard_union_case, log_integral_gaussian,
+                                            uniform_constant_case, xor_copies_case)
 from volume.estimators.rare_event import rare_event
 from volume.estimators.scores import target_margin_score
 
@@ -32,13 +33,15 @@ def uniform_at(log_p: float):
 
 
 def measure(case, seed: int = 0, **options) -> dict:
-    score = target_margin_score(case.arch, case.x, case.target, margin=case.margin)
+    score = case.score if isinstance(case, ScoredCase) else target_margin_score(case.arch, case.x, case.target,
+                                                                                   margin=case.margin)
     start = time.perf_counter()
     est = rare_event(score, case.arch, case.prior, seed=seed, progress=False, **options)
     seconds = time.perf_counter() - start
     error = est.log_p - case.log_p
     mc_evals = math.exp(-case.log_p) * (1.96 / max(abs(error), 0.05)) ** 2
-    return {"case": case.name, "exact": case.log_p, "error": error, "width": est.ci[1] - est.ci[0],
+    name = case.name + (f" [{options['moves']}]" if "moves" in options else "") + ("" if est.reliable else " UNRELIABLE")
+    return {"case": name, "exact": case.log_p, "error": error, "width": est.ci[1] - est.ci[0],
             "covered": est.ci[0] <= case.log_p <= est.ci[1], "evals": est.n_evals, "seconds": seconds,
             "mc_ratio": mc_evals / est.n_evals}
 
@@ -65,6 +68,7 @@ def main(quick: bool = False) -> None:
             slope = np.polyfit([-r["exact"] for r in sub], [r["evals"] for r in sub], 1)[0]
             print(f"{sub[0]['case'][:20]}: cost grows by {slope:,.0f} evals per nat of -log P "
                   f"(evals/nat from {sub[0]['evals'] / -sub[0]['exact']:,.0f} to {sub[-1]['evals'] / -sub[-1]['exact']:,.0f})")
+    non_convex(quick)
     if quick:
         return
     print("\nkept fraction per level, hadamard case at log P = -20, 5 seeds each (same n_particles, n_moves):")
@@ -76,3 +80,17 @@ def main(quick: bool = False) -> None:
         print(f"keep={keep}: rmse {rmse:.3f} nats, mean width {np.mean([r['width'] for r in runs]):.3f}, "
               f"{evals:,.0f} evals, {np.mean([r['seconds'] for r in runs]):.1f} s, "
               f"rmse^2 x evals = {rmse**2 * evals:,.0f} (lower is better)", flush=True)
+
+
+def non_convex(quick: bool) -> None:
+    """Before/after on the non-convex suite: the old global pCN moves against the default
+    mixed moves, at the same budget (an upper bound's error is its distance to the truth)."""
+    rng = np.random.default_rng(7)
+    targets = [np.ones(64, bool) for _ in range(3)]
+    for target, n_false in zip(targets, (5, 6, 7)):  # cones of log P -20.0, -22.3, -24.4
+        target[rng.choice(64, n_false, replace=False)] = False
+    union = hadamard_union_case(64, targets)
+    cases = [xor_copies_case(3)] if quick else [xor_copies_case(3), xor_copies_case(4), union]
+    options = {"n_particles": 250, "n_runs": 8, "n_moves": 40}
+    print(f"\nnon-convex suite, before (moves=global) / after (moves=mixed), {options}:")
+    table([measure(case, seed=11, moves=moves, **options) for case in cases for moves in ("global", "mixed")])

@@ -45,9 +45,9 @@ def _num(v) -> float:
 
 
 def _columns(ests: list[dict], x) -> tuple:
-    """(x, log10 P, low, high, bound) for plot_estimates."""
-    y, low, high, bound = estimate_columns(ests)
-    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound
+    """(x, log10 P, low, high, bound, reliable) for plot_estimates."""
+    y, low, high, bound, reliable = estimate_columns(ests)
+    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
 
 
 def tau_panel(ax, runs: list) -> None:
@@ -63,7 +63,7 @@ def tau_panel(ax, runs: list) -> None:
     for k, (name, part) in enumerate(rows.groupby("class", sort=False)):
         shift = 0.008 * (k - 1)  # side by side
         plot_estimates(ax, part["tau"] + shift, part["log_p"] / LOG10, part["ci_low"] / LOG10, part["ci_high"] / LOG10,
-                       part["bound"], color=f"C{k}", marker=MARKERS.get(name, "o"), label=name)
+                       part["bound"], part["reliable"], color=f"C{k}", marker=MARKERS.get(name, "o"), label=name)
         for _, row in part.iterrows():
             print(f"tau = {row['tau']}: {name:>8}: log P(class | target) = {_num(row['log_p']):.2f} "
                   f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound']}"

@@ -85,14 +85,15 @@ def _fmt(est: dict | None) -> str:
 
 
 def _columns(ests: list[dict | None], x) -> tuple:
-    """(x, log10 P, low, high, bound) for plot_estimates."""
-    y, low, high, bound = estimate_columns(ests)
-    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound
+    """(x, log10 P, low, high, bound, reliable) for plot_estimates."""
+    y, low, high, bound, reliable = estimate_columns(ests)
+    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
 
 
 def _bits(ests: list[dict | None], x) -> tuple:
-    """(x, bits, low, high, bound) for plot_estimates: bits = -log2 P."""
-    return np.asarray(x, float), *as_bits(*estimate_columns(ests))
+    """(x, bits, low, high, bound, reliable) for plot_estimates: bits = -log2 P."""
+    *columns, reliable = estimate_columns(ests)
+    return np.asarray(x, float), *as_bits(*columns), reliable
 
 
 def union_interval(ax, x: np.ndarray, unions: list[dict], color: str, kind: str) -> None:
@@ -125,12 +126,13 @@ def shape_panel(ax, rows: list[tuple], what: str, m: int) -> None:
         if have:
             part = pd.DataFrame([r for _, r in have])
             plot_estimates(ax, [x for x, _ in have], *as_bits(part["log_p"], part["ci_low"], part["ci_high"],
-                                                              part["bound"]), marker="x", label=f"control {name}")
+                                                              part["bound"]), part["reliable"], marker="x",
+                           label=f"control {name}")
     for kind in ("deep", "shallow"):
         have = [(x, s[kind]["sum_over_h"]) for x, _, _, s in rows if kind in s]
         if have:
-            x, bits, low, high, bound = _bits([e for _, e in have], [x for x, _ in have])
-            plot_estimates(ax, x, bits, low, high, bound, label=f"{kind}: -log2 sum over h")
+            x, bits, low, high, bound, reliable = _bits([e for _, e in have], [x for x, _ in have])
+            plot_estimates(ax, x, bits, low, high, bound, reliable, label=f"{kind}: -log2 sum over h")
             print(f"{what}: {kind} -log2 sum_h P(h | target): " + ", ".join(
                 f"{v:.0f}: {b:.1f} [{lo:.1f}, {hi:.1f}] bits{' (' + kind_ + ' bound)' if kind_ else ''}"
                 for v, b, lo, hi, kind_ in zip(x, bits, low, high, bound)))
@@ -209,7 +211,8 @@ def main() -> None:
     allf = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     for c, ((kind, m), part) in enumerate(allf[allf["kind"].isin(["deep", "shallow"])].groupby(["kind", "m"])):
         plot_estimates(ax, part["sensitivity"], *as_bits(part["log_p"], part["ci_low"], part["ci_high"], part["bound"]),
-                       color=f"C{c}", marker="o" if kind == "deep" else "s", line=False, ms=4, label=f"{kind}, m = {m}")
+                       part["reliable"], color=f"C{c}", marker="o" if kind == "deep" else "s", line=False, ms=4,
+                       label=f"{kind}, m = {m}")
     for _, row in allf[allf["kind"] == "control"].iterrows():  # dotted: only a bound
         ax.axhline(row["bits"], lw=0.5, color="gray", alpha=0.5, ls="-" if row["bound"] != "upper" else ":")
     for _, row in allf[allf["kind"] != "union"].iterrows():

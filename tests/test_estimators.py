@@ -352,6 +352,19 @@ def test_coverage_over_fifty_exact_cases():
     assert hits / 60 >= 0.9, "\n".join(misses)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("k,j,seed", [(5, 2, 104), (6, 3, 105)])
+def test_conditional_continued_on_xor_copies(k, j, seed):
+    # P(all k copies XOR | the first j do) = p^(k - j): the same bar as the joint's.
+    case = xor_copies_case(k)
+    first = min_score(*[target_margin_score(case.arch, XOR_X_FLOAT, XOR, output=i) for i in range(j)])
+    res = conditional(case.score, first, case.arch, case.prior, seed=seed, n_particles=250, n_runs=8, n_moves=160,
+                      population=False, progress=False)
+    est, exact = res.estimate, (k - j) * XOR_FACTOR_LOG_P
+    assert est.bound is None and est.reliable and covers(est, exact), (exact, est)
+    assert abs(est.log_p - exact) < 0.5 and est.n_evals <= 2 * 10**7
+
+
 def _non_convex_case(i: int, rng: np.random.Generator):
     """Case i of the non-convex coverage run: XOR copies (k = 1..3) or a union of 2-3
     Hadamard cones of unequal mass in dimension 65..257, log P kept in [-60, -10]."""

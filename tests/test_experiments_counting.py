@@ -307,12 +307,22 @@ def test_plot_estimates_draws_bounds_apart():
     assert sorted(float(v) for line in open_marks for v in line.get_xdata()) == [2, 4]
     arrows = sorted((a.xy[0], a.xyann[1]) for a in ax.texts)
     assert arrows == [(2, -18), (4, 18)]  # upper bound: arrow down; lower bound: arrow up
+    assert not [line for line in ax.get_lines() if line.get_markeredgecolor() == "red"]
+    # failed diagnostics: a red ring on those points (an estimate and a bound), labelled once
+    _classes.plot_estimates(ax, x, y, [-2, -3, -4, -5, 0], [0, -1, -2, -3, 0], ["", "upper", "", "lower", ""],
+                            [False, False, True, True, False], label="b")
+    _classes.plot_estimates(ax, [6], [-6.0], [-7], [-5], [""], [False])
+    rings = [line for line in ax.get_lines() if line.get_markeredgecolor() == "red"]
+    assert [list(line.get_xdata()) for line in rings] == [[1, 2], [6]]
+    assert ax.get_legend_handles_labels()[1].count(_classes.UNRELIABLE_LABEL) == 1
     import matplotlib.pyplot as plt
     plt.close(fig)
     # bounds are drawn at their conservative end; an upper bound on P is a lower bound on the bits
-    y, low, high, bound = _classes.estimate_columns([{"log_p": -3.0, "ci": [None, -2.0], "bound": "upper"},
-                                                     {"log_p": -1.0, "ci": [-1.5, -0.5], "bound": None}, None])
+    y, low, high, bound, reliable = _classes.estimate_columns(
+        [{"log_p": -3.0, "ci": [None, -2.0], "bound": "upper", "reliable": False},
+         {"log_p": -1.0, "ci": [-1.5, -0.5], "bound": None}, None])
     assert y[0] == -2.0 and y[1] == -1.0 and math.isnan(y[2]) and bound == ["upper", "", ""]
+    assert reliable == [False, True, True]
     bits, b_low, b_high, b_bound = _classes.as_bits(y, low, high, bound)
     assert np.allclose(bits[:2], [2 / math.log(2), 1 / math.log(2)]) and b_bound == ["lower", "", ""]
     assert math.isclose(b_low[1], 0.5 / math.log(2)) and math.isclose(b_high[1], 1.5 / math.log(2))

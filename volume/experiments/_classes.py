@@ -31,6 +31,7 @@ from volume.setup import Setup
 
 GIVEN = "target"  # name of the condition's estimate (P(target)) among the records
 DRAWS = 4000  # bootstrap draws for sums over classes
+UNRELIABLE_LABEL = "unreliable (runs disagree or never arrived)"
 
 
 @dataclass
@@ -142,14 +143,16 @@ def log_sum(terms: list[tuple[dict, float]], given: dict, seed: int, sampled: tu
     low, high = np.quantile(boot[np.isfinite(boot)], [0.025, 0.975])
     bound = "upper" if any(rec["bound"] is not None for rec, _ in terms) else None
     n_evals = sum(rec["n_evals"] for rec, _ in terms) + given["n_evals"]
+    reliable = all(rec.get("reliable", True) for rec, _ in terms) and given.get("reliable", True)
     return {"log_p": float(point), "ci": [None if bound else float(low), float(max(high, point))],
-            "n_evals": n_evals, "bound": bound}
+            "n_evals": n_evals, "bound": bound, "reliable": reliable}
 
 
-def estimate_columns(ests: list[dict | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(log_p, ci_low, ci_high, bound) for plot_estimates from Estimate-like dicts (log_p, ci,
-    bound); None values and missing dicts become NaN (not drawn). A bound is drawn at its
-    conservative end (an upper bound at its interval's top, a lower one at its bottom)."""
+def estimate_columns(ests: list[dict | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[bool]]:
+    """(log_p, ci_low, ci_high, bound, reliable) for plot_estimates from Estimate-like dicts
+    (log_p, ci, bound, reliable); None values and missing dicts become NaN (not drawn). A
+    bound is drawn at its conservative end (an upper bound at its interval's top, a lower
+    one at its bottom)."""
     ests = [e or {"log_p": None, "ci": [None, None], "bound": None} for e in ests]
     table = np.array([[math.nan if v is None else v for v in (e["log_p"], *e["ci"])] for e in ests], float)
     table = table.reshape(-1, 3)
@@ -157,7 +160,7 @@ def estimate_columns(ests: list[dict | None]) -> tuple[np.ndarray, np.ndarray, n
         end = {"upper": 2, "lower": 1}.get(e["bound"])
         if end is not None and np.isfinite(row[end]):
             row[0] = row[end]
-    return table[:, 0], table[:, 1], table[:, 2], [e["bound"] or "" for e in ests]
+    return table[:, 0], table[:, 1], table[:, 2], [e["bound"] or "" for e in ests], [e.get("reliable", True) for e in ests]
 
 
 def as_bits(log_p, ci_low, ci_high, bound) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -168,13 +171,19 @@ def as_bits(log_p, ci_low, ci_high, bound) -> tuple[np.ndarray, np.ndarray, np.n
     return bits(log_p), bits(ci_high), bits(ci_low), [flip.get(b, "") if isinstance(b, str) else "" for b in bound]
 
 
-def plot_estimates(ax, x, y, low, high, bound, color=None, marker: str = "o", label: str | None = None,
-                   line: bool = True, ms: float = 5) -> None:
+def plot_estimates(ax, x, y, low, high, bound, reliable=None, color=None, marker: str = "o",
+                   label: str | None = None, line: bool = True, ms: float = 5) -> None:
     """Draw points that may be estimates or bounds, never one like the other: estimates as
     filled markers with their intervals (joined by a line when `line`); bounds ('upper' /
     'lower': the plotted value is at most / at least y) as open markers with an arrow
-    pointing where the value may lie, no interval, never joined. NaN points are skipped."""
+    pointing where the value may lie, no interval, never joined. Points whose diagnostics
+    failed (`reliable` False) get a red ring. NaN points are skipped."""
     x, y, low, high = (np.asarray(v, float) for v in (x, y, low, high))
+    if reliable is not None:
+        doubtful = ~np.asarray(reliable, bool) & np.isfinite(y)
+        if doubtful.any():
+            ax.plot(x[doubtful], y[doubtful], "o", ls="none", mfc="none", mec="red", ms=ms + 7, mew=1.2,
+                    label=UNRELIABLE_LABEL if UNRELIABLE_LABEL not in ax.get_legend_handles_labels()[1] else None)
     bound = np.array([b if b in ("upper", "lower") else "" for b in bound])
     est = (bound == "") & np.isfinite(y)
     if est.any():

@@ -101,15 +101,16 @@ def ratio(records: dict) -> dict | None:
     if "parallel" not in records or "serial" not in records:
         return None
     par, ser = records["parallel"], records["serial"]
+    reliable = par.get("reliable", True) and ser.get("reliable", True)
     if par["bound"] is None and ser["bound"] is None:
         value, (low, high) = welch_difference(np.array(par["run_log_p"]), np.array(ser["run_log_p"]))
-        return {"log_p": value, "ci": [low, high], "bound": None}
+        return {"log_p": value, "ci": [low, high], "bound": None, "reliable": reliable}
     if par["bound"] is None:  # serial only bounded above: the ratio is bounded below
         value = par["ci"][0] - ser["log_p"]
-        return {"log_p": value, "ci": [value, None], "bound": "lower"}
+        return {"log_p": value, "ci": [value, None], "bound": "lower", "reliable": reliable}
     if ser["bound"] is None:
         value = par["log_p"] - ser["ci"][0]
-        return {"log_p": value, "ci": [None, value], "bound": "upper"}
+        return {"log_p": value, "ci": [None, value], "bound": "upper", "reliable": reliable}
     return None
 
 
@@ -144,7 +145,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     frame = _classes.write_classes(run_dir, rows)
     given = records[_classes.GIVEN]
     summary = {"n_blocks": arch.n_blocks, "block_width": arch.block_width, "stream_width": arch.stream_width,
-               "tau": tau, "log_p_target": {k: given[k] for k in ("log_p", "ci", "n_evals", "bound")},
+               "tau": tau, "log_p_target": {k: given[k] for k in ("log_p", "ci", "n_evals", "bound", "reliable")},
                "log_ratio_parallel_serial": ratio(records),
                "predicted_log_ratio_one": _log_ratio(pred["parallel"]["placements_one"], pred["serial"]["placements_one"]),
                "predicted_log_ratio_all": _log_ratio(pred["parallel"]["placements_all"], pred["serial"]["placements_all"]),

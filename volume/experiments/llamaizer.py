@@ -252,7 +252,8 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
         if len(part):
             bits, low, high, bound = _classes.as_bits(part["log_p"], part["ci_low"], part["ci_high"], part["bound"])
             # an upper bound's ci_low is -inf: its bits are drawn as a bound (arrow up), no interval
-            _classes.plot_estimates(ax, part["sensitivity"], bits, low, high, bound, marker=marker, line=False,
+            _classes.plot_estimates(ax, part["sensitivity"], bits, low, high, bound, part["reliable"], marker=marker,
+                                    line=False,
                                     ms=4, label=f"{kind} llamas")
     return results.finish_figure(fig, run_dir / "bits_per_h.png", ax, "average sensitivity of h",
                                  "constraint bits  -log2 P(llamaizer(h) | target)\n(open, arrow: bounds)",
