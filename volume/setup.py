@@ -2,11 +2,14 @@
 any work, so bad input stops the run with one message naming the key."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from volume import results
 from volume.errors import ConfigError
 from volume.nets import Architecture, build_architecture
 from volume.priors import Prior, build_prior
@@ -60,16 +63,32 @@ def validate_run_keys(cfg: DictConfig) -> None:
         raise ConfigError(f"resume: must be true or false, got {cfg.get('resume')!r}")
     if cfg.logger.get("name", "none") not in ("none", "wandb"):
         raise ConfigError(f"logger.name: unknown {cfg.logger.name!r}; allowed: ['none', 'wandb']")
+    if not isinstance(cfg.get("progress"), bool):
+        raise ConfigError(f"progress: must be true or false, got {cfg.get('progress')!r}")
+    seconds = cfg.get("checkpoint_seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise ConfigError(f"checkpoint_seconds: a finite number of seconds >= 0, got {seconds!r}")
 
 
 def build(cfg: DictConfig) -> Setup:
     """Validate the whole config and build the objects it names (no sampling yet)."""
     from volume.experiments import get
 
-    get(cfg.experiment.name)
+    experiment = get(cfg.experiment.name)
     validate_run_keys(cfg)
     task = build_task(cfg.task)
     arch = build_architecture(cfg.model, task.n_vars)
     prior = build_prior(cfg.prior)
     config: Any = OmegaConf.to_container(cfg, resolve=True)
-    return Setup(cfg, config, arch, prior, task)
+    setup = Setup(cfg, config, arch, prior, task)
+    experiment.validate(setup)
+    return setup
+
+
+def validate(cfg: DictConfig, run_dir: Path) -> tuple[Setup, dict | None]:
+    """Everything that can be wrong with a call, checked without writing anything: the config,
+    the directory (writable, not another config's results, a readable checkpoint). Returns
+    the setup and the checkpoint's state when resuming (see results.check_run_dir)."""
+    setup = build(cfg)
+    results.check_writable(run_dir)
+    return setup, results.check_run_dir(run_dir, setup.config, cfg.resume)

@@ -127,3 +127,7 @@ def describe(summary: dict) -> str:
             f"The most frequent, {top['function']}, has P = {math.exp(top['log_p']):.3g} ({top['count']:,} hits); "
             f"observed P(f) spans 10^{lo:.1f} .. 10^{hi:.1f} (functions seen once sit at the floor 1/N). "
             f"Spearman correlation of log P with LZ complexity: {summary['spearman_logp_vs_lz']:.3f}.")
+
+
+def validate(setup: Setup) -> None:
+    """No keys beyond the run keys that setup.build checks."""
