@@ -96,7 +96,7 @@ def run(cfg: DictConfig, run_dir: Path, hydra_record: bool = False) -> dict:
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict | None:
-    from volume.callbacks import fail
+    from volume.cli_guard import fail
     from volume.errors import ConfigError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -113,4 +113,6 @@ def main(cfg: DictConfig) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()
+    from volume.cli_guard import cli
+
+    cli(main)

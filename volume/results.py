@@ -155,11 +155,21 @@ def check_writable(run_dir: Path) -> None:
                           "choose a writable directory")
 
 
+# Test hook: VOLUME_EXIT_AFTER_CHECKPOINT=k ends the process right after its k-th checkpoint,
+# with no clean-up at all, as kill -9 would; resume tests use it instead of racing the clock.
+EXIT_AFTER_CHECKPOINT = "VOLUME_EXIT_AFTER_CHECKPOINT"
+KILLED = 137  # the exit status a shell reports for kill -9
+_checkpoints_written = [0]
+
+
 def write_checkpoint(run_dir: Path, config: dict, state: dict[str, np.ndarray]) -> None:
     """One npz holds the whole state (counts and progress together, so they cannot
     disagree); the JSON beside it only records the config for the guard above."""
     write_json(run_dir / (CHECKPOINT + ".json"), {"config": config})
     write_npz(run_dir / CHECKPOINT, state)
+    _checkpoints_written[0] += 1
+    if _checkpoints_written[0] == int(os.environ.get(EXIT_AFTER_CHECKPOINT, 0)):
+        os._exit(KILLED)
 
 
 def clear_checkpoint(run_dir: Path) -> None:

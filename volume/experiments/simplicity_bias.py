@@ -20,7 +20,7 @@ from volume.complexity import complexity_table
 from volume.estimators.monte_carlo import log_frequencies
 from volume.functions import FunctionTable, keys_to_hex
 from volume.population import CHUNK, batch_keys, shard_chunks
-from volume.setup import Setup
+from volume.setup import Setup, one_of
 
 TABLE = "functions.npz"
 
@@ -104,6 +104,11 @@ def finish(table: FunctionTable, setup_config: dict, run_dir: Path, n_total: int
     return summary
 
 
+def validate(setup: Setup) -> None:
+    """This experiment counts by sampling; the other keys are the run keys setup.build checks."""
+    one_of(setup.cfg, "estimator.name", ("monte_carlo",))
+
+
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     cfg = setup.cfg
     table, seconds = count(setup, run_dir, state)
@@ -127,7 +132,3 @@ def describe(summary: dict) -> str:
             f"The most frequent, {top['function']}, has P = {math.exp(top['log_p']):.3g} ({top['count']:,} hits); "
             f"observed P(f) spans 10^{lo:.1f} .. 10^{hi:.1f} (functions seen once sit at the floor 1/N). "
             f"Spearman correlation of log P with LZ complexity: {summary['spearman_logp_vs_lz']:.3f}.")
-
-
-def validate(setup: Setup) -> None:
-    """No keys beyond the run keys that setup.build checks."""
