@@ -206,3 +206,22 @@ def test_digits_run(tmp_path):
     run(make_cfg("n_samples=1024", "task=digits", "model.hidden=[16]"), tmp_path / "d")
     frame = read_csv(tmp_path / "d" / "functions.csv")
     assert (frame["function"].str.len() == 450).all() and frame["sensitivity"].isna().all()
+
+
+def test_numba_cache_outside_the_package(tmp_path):
+    """Compiled kernels are cached per user, never in the package; NUMBA_CACHE_DIR wins when set."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    show = "import volume, numba; print(numba.config.CACHE_DIR)"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    default = subprocess.run([sys.executable, "-c", show], env={**env, "XDG_CACHE_HOME": str(tmp_path)},
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert default == str(tmp_path / "volume" / "numba") and not default.startswith(str(ROOT))
+    chosen = subprocess.run([sys.executable, "-c", show], env={**env, "NUMBA_CACHE_DIR": str(tmp_path / "mine")},
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert chosen == str(tmp_path / "mine")
+    assert numba.config.CACHE_DIR and not numba.config.CACHE_DIR.startswith(str(ROOT / "volume"))
