@@ -1,12 +1,12 @@
 """Bad input at the CLI: checked before hydra writes anything, reported in one line, exit 2.
 
-ValidateFirst is a hydra callback: hydra creates the run directory, `.hydra/` and the job log before it calls the task
-function, so a check there is too late: a rejected call would leave a directory behind or
-overwrite a finished run's record. `on_run_start` runs before all of that.
-(Sweep jobs are checked in the task function; conf/config.yaml keeps hydra from writing
-`.hydra/` and, until the first record, the log, and a rejected job's empty directory is removed.)
-`cli` turns hydra's own composition errors (unknown group option, unparsable override) into
-the same one line and exit 2 instead of hydra's traceback for some of them.
+Hydra creates the run directory, `.hydra/` and the job log before it calls the task function,
+so a check there is too late: a rejected call would leave a directory behind or overwrite a
+finished run's record. ValidateFirst, a hydra callback, checks in `on_run_start`, before all
+of that. (Sweep jobs are checked in the task function: conf/config.yaml keeps hydra from
+writing `.hydra/`, the log opens at its first line, and a rejected job's empty directory is
+removed.) `cli` gives hydra's own composition errors (unknown group option or key, unparsable
+override) the same one line and exit 2; hydra prints some of them as a traceback.
 """
 from __future__ import annotations
 
