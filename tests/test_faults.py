@@ -143,3 +143,7 @@ def test_merge_refuses_repeated_and_missing_shards_with_exit_2(tmp_path, capsys)
                            "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "no results.json" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+    (dirs[2] / "functions.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ConfigError, match="shard2: unreadable shard"):
+        merge(dirs, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
