@@ -19,8 +19,8 @@ def make_cfg(*overrides: str):
         return compose(config_name="config", overrides=["progress=false", *overrides])
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
+def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", **(env or {})}
     return subprocess.run([sys.executable, "-m", "volume", "progress=false", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -53,16 +53,39 @@ def interrupt_on_call(monkeypatch, module, name: str, call: int):
     return real
 
 
+def count_calls(monkeypatch, module, name: str) -> list:
+    """Replace module.name by a wrapper that records each call; returns the record."""
+    real, calls = getattr(module, name), []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
 def check_kill_and_resume(tmp_path: Path, monkeypatch, args: tuple[str, ...], module, call: int,
                           files: tuple[str, ...], name: str = "train") -> None:
     """Run `args` whole; run it again killed at the call-th call of module.name; resume that
-    run: it must return the whole run's summary and write byte-identical files."""
+    run: it must return the whole run's summary, write byte-identical files, and redo none of
+    the call - 1 calls finished (and checkpointed, checkpoint_seconds=0) before the kill."""
+    real = getattr(module, name)
+    whole_calls = count_calls(monkeypatch, module, name)
     whole = run_in_process(tmp_path / "whole", *args)
-    real = interrupt_on_call(monkeypatch, module, name, call)
+    monkeypatch.setattr(module, name, real)
+    interrupt_on_call(monkeypatch, module, name, call)
     with pytest.raises(KeyboardInterrupt):
         run_in_process(tmp_path / "cut", *args)
     assert (tmp_path / "cut" / "checkpoint.npz").exists()
     monkeypatch.setattr(module, name, real)
+    resumed_calls = count_calls(monkeypatch, module, name)
     assert run_in_process(tmp_path / "cut", *args, "resume=true") == whole
+    assert len(resumed_calls) == len(whole_calls) - (call - 1), (len(resumed_calls), len(whole_calls))
     for file in files:
         assert (tmp_path / "cut" / file).read_bytes() == (tmp_path / "whole" / file).read_bytes(), file
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and directory (None) under root, by relative path."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}

@@ -98,6 +98,8 @@ def test_one_hidden_layer_covariance_equals_kernel_at_any_width(activation, widt
         mean, se, kernel = mean[1:, 1:], se[1:, 1:], kernel[1:, 1:]
     z = np.abs(mean - kernel) / se
     assert z.max() < 5, (z.max(), np.abs(mean - kernel).max())
+    # Negative control: the same check on a kernel made 3% too large fails.
+    assert (np.abs(mean - 1.03 * kernel) / se).max() >= 5
 
 
 INNER = {  # E over z ~ N(0, 1) of phi(m + c z), c > 0: elementary Gaussian integrals
@@ -159,8 +161,11 @@ def test_two_wide_hidden_layers_approach_the_kernel(activation):
         theta = prior.sample(front, 1, seed=11, offset=j, dtype=torch.float64)
         h = ACTIVATIONS[activation](front.forward(theta, x)[0]).numpy()  # [N, width]
         cond.append(prior.sigma_b**2 + prior.sigma_w**2 * (h @ h.T) / width)
-    err = np.abs(np.mean(cond, 0) - kernel).max() / np.abs(kernel).max()
-    assert err < 0.02, err
+    def relative_error(k: np.ndarray) -> float:
+        return np.abs(np.mean(cond, 0) - k).max() / np.abs(k).max()
+
+    assert relative_error(kernel) < 0.02, relative_error(kernel)
+    assert relative_error(1.03 * kernel) >= 0.02  # negative control: a kernel 3% too large fails
 
 
 def test_sampler_is_bit_identical_whatever_the_batch():

@@ -12,7 +12,7 @@ import pytest
 from circuits import boolean
 from circuits.depth import classify_depth
 from circuits.llama import classify_llamas
-from conftest import interrupt_on_call, make_cfg
+from conftest import count_calls, interrupt_on_call, make_cfg
 from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.experiments._circuit_labels import labeller
@@ -110,7 +110,11 @@ def test_result_does_not_depend_on_pool_and_resumes_after_a_kill(llama_runs, tmp
         _run(tmp_path, *args, "trainer.pool=37")
     assert (tmp_path / "checkpoint.npz").exists()
     monkeypatch.setattr(_trained, "train", real_train)
+    resumed = count_calls(monkeypatch, _trained, "train")
     _run(tmp_path, *args, "trainer.pool=37", "resume=true")
+    # Continued: only the blocks of 64 and 32 networks after the checkpointed first block; a
+    # restart from scratch would train all three blocks of 160 networks.
+    assert len(resumed) == 2
     for name in ("classes.csv", "records.csv", "basins.csv"):
         assert (tmp_path / name).read_bytes() == (root / "a" / name).read_bytes(), name
 

@@ -1,0 +1,22 @@
+"""volume: parameter-space volumes of small neural networks (see README.md).
+
+numba caches compiled kernels on disk; by default it writes next to the source, i.e. into
+the installed package, shared by every run and user of that install. Here the cache goes to
+a per-user directory instead ($XDG_CACHE_HOME/volume/numba, else ~/.cache/volume/numba),
+unless NUMBA_CACHE_DIR is already set. It must be set before numba reads its config.
+"""
+import os
+import sys
+from pathlib import Path
+
+
+def numba_cache_dir() -> str:
+    """The per-user directory for numba's compiled-kernel cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "volume" / "numba")
+
+
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = numba_cache_dir()
+    if "numba" in sys.modules:  # imported first (e.g. by a caller): make it re-read the environment
+        sys.modules["numba"].core.config.reload_config()

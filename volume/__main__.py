@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -51,25 +50,40 @@ def set_threads(threads: int | None) -> None:
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict:
+def save_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
+    """`.hydra/{config,hydra,overrides}.yaml`, as hydra writes them, but only once the config
+    is accepted (conf/config.yaml sets hydra.output_subdir=null so hydra itself does not)."""
+    from omegaconf import OmegaConf
+
+    from volume import results
+
+    record = run_dir / ".hydra"
+    record.mkdir(exist_ok=True)
+    hydra_cfg = HydraConfig.instance().cfg
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", hydra_cfg), ("overrides.yaml", hydra_cfg.hydra.overrides.task)):
+        results.atomic_write(record / name, lambda h, node=node: h.write(OmegaConf.to_yaml(node)))
+
+
+def run(cfg: DictConfig, run_dir: Path, hydra_record: bool = False) -> dict:
     """Validate, guard the directory, run the experiment, log. Everything that can be wrong
-    with the input raises ConfigError before any sampling starts."""
+    with the input raises ConfigError before anything is written or computed."""
     from volume import experiments, results
     from volume.logger import make_logger
-    from volume.setup import build
+    from volume.setup import validate
 
-    setup = build(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = results.check_run_dir(run_dir, setup.config, cfg.resume)
-    results.remove_stale_temporaries(run_dir)
-    set_threads(job_threads(cfg))
+    setup, state = validate(cfg, run_dir)
     experiment = experiments.get(cfg.experiment.name)
     if state is not None and state.get("complete"):
-        # resume=true on a finished run (e.g. re-running an interrupted sweep): nothing to do.
+        # resume=true on a finished run (e.g. re-running an interrupted sweep): nothing to do,
+        # nothing written.
         summary = json.loads((run_dir / results.RESULTS).read_text())["summary"]
-        log.info("already complete: %s", run_dir)
-        print(experiment.describe(summary))
+        print(f"already complete: {run_dir}\n{experiment.describe(summary)}")
         return summary
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if hydra_record:
+        save_hydra_record(cfg, run_dir)
+    results.remove_stale_temporaries(run_dir)
+    set_threads(job_threads(cfg))
     logger = make_logger(cfg, setup.config, run_dir)
     start = time.perf_counter()
     summary = experiment.run(setup, run_dir, state)
@@ -81,19 +95,23 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict | None:
+    from volume.cli_guard import fail
     from volume.errors import ConfigError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        return run(cfg, run_dir)
+        return run(cfg, run_dir, hydra_record=True)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        if HydraConfig.get().mode.name == "RUN":
-            sys.exit(2)
-        # In a sweep, hydra records this job as failed, runs the others, then raises this
-        # error, so the sweep ends non-zero after finishing every valid job.
-        raise
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a sweep job's directory, made by hydra before the config could be checked
+        fail(err, str(err), 2)
+    except OSError as err:  # disk full, read-only, directory removed: every file written is whole
+        fail(err, f"writing to {run_dir} failed ({err}); files already there are intact (written atomically); "
+             "fix the cause, then run the same command with resume=true", 1)
+    return None
 
 
 if __name__ == "__main__":
-    main()
+    from volume.cli_guard import cli
+
+    cli(main)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +25,16 @@ def load_shard(run_dir: Path) -> tuple[dict, FunctionTable, dict]:
     path = run_dir / results.RESULTS
     if not path.exists():
         raise ConfigError(f"{run_dir}: no {results.RESULTS} (is the shard finished?)")
-    stored = json.loads(path.read_text())
     table_path = run_dir / "functions.npz"
     if not table_path.exists():
         raise ConfigError(f"{run_dir}: no functions.npz; only counting experiments can be merged")
-    with np.load(table_path) as data:
-        table = FunctionTable.from_state(data)
-    return stored["config"], table, stored["summary"]
+    try:
+        stored = json.loads(path.read_text())
+        with np.load(table_path, allow_pickle=False) as data:
+            table = FunctionTable.from_state(data)
+        return stored["config"], table, stored["summary"]
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise ConfigError(f"{run_dir}: unreadable shard ({type(err).__name__}: {err})") from err
 
 
 def merge(dirs: list[Path], out: Path) -> dict:
@@ -55,8 +59,9 @@ def merge(dirs: list[Path], out: Path) -> dict:
     config = {**shards[0][0], "shard": 0, "num_shards": 1}
     if table.total != config["n_samples"]:
         raise ConfigError(f"merged counts sum to {table.total:,}, expected n_samples = {config['n_samples']:,}")
-    out.mkdir(parents=True, exist_ok=True)
+    results.check_writable(out)
     results.check_run_dir(out, config, resume=False)
+    out.mkdir(parents=True, exist_ok=True)
     experiment = get(config["experiment"]["name"])
     seconds = sum(s["seconds"] for _, _, s in shards)
     title = f"merged from {len(shards)} shards, {table.total:,} samples"
@@ -75,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, read-only: the shards are only read, so nothing is lost
+        print(f"error: writing to {args.out} failed ({err}); the shards are untouched", file=sys.stderr)
+        return 1
     print(f"merged {len(args.dirs)} shards: {summary['n_samples']:,} samples, "
           f"{summary['n_distinct_functions']:,} distinct functions -> {args.out}")
     return 0

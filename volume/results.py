@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -111,7 +112,7 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool) -> dict | None:
         if path.exists():
             try:
                 stored = json.loads(path.read_text())["config"]
-            except (ValueError, KeyError) as err:
+            except (ValueError, KeyError, TypeError) as err:
                 raise ConfigError(f"hydra.run.dir: {run_dir} holds an unreadable {name} ({err}); "
                                   "choose an empty directory") from err
             break
@@ -126,9 +127,39 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool) -> dict | None:
     if not resume:
         return None
     if (run_dir / CHECKPOINT).exists():
-        with np.load(run_dir / CHECKPOINT) as data:
-            return {k: data[k] for k in data.files}
+        return read_checkpoint(run_dir / CHECKPOINT)
     return {"complete": True} if (run_dir / RESULTS).exists() else None
+
+
+def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a checkpoint, read in full now, so a corrupt or truncated file stops the
+    run here (exit 2, nothing written) instead of half-way."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ConfigError(f"resume: {path} is unreadable ({type(err).__name__}: {err}); finished results are "
+                          "untouched; delete the checkpoint to start this run over, or run with resume=false") from err
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse a run directory that cannot be written, before any work; creates nothing (a
+    fresh directory's nearest existing ancestor is what must be writable)."""
+    existing = Path(run_dir).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"hydra.run.dir: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"hydra.run.dir: {existing} is not writable (read-only file system or permissions); "
+                          "choose a writable directory")
+
+
+# Test hook: VOLUME_EXIT_AFTER_CHECKPOINT=k ends the process right after its k-th checkpoint,
+# with no clean-up at all, as kill -9 would; resume tests use it instead of racing the clock.
+EXIT_AFTER_CHECKPOINT = "VOLUME_EXIT_AFTER_CHECKPOINT"
+KILLED = 137  # the exit status a shell reports for kill -9
+_checkpoints_written = [0]
 
 
 def write_checkpoint(run_dir: Path, config: dict, state: dict[str, np.ndarray]) -> None:
@@ -136,6 +167,9 @@ def write_checkpoint(run_dir: Path, config: dict, state: dict[str, np.ndarray]) 
     disagree); the JSON beside it only records the config for the guard above."""
     write_json(run_dir / (CHECKPOINT + ".json"), {"config": config})
     write_npz(run_dir / CHECKPOINT, state)
+    _checkpoints_written[0] += 1
+    if _checkpoints_written[0] == int(os.environ.get(EXIT_AFTER_CHECKPOINT, 0)):
+        os._exit(KILLED)
 
 
 def clear_checkpoint(run_dir: Path) -> None:

@@ -2,15 +2,25 @@
 any work, so bad input stops the run with one message naming the key."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from volume import results
 from volume.errors import ConfigError
 from volume.nets import Architecture, build_architecture
 from volume.priors import Prior, build_prior
 from volume.tasks import Task, build_task
+from volume.training import build_trainer
+
+
+LOGGERS = ("none", "wandb")
+WANDB_MODES = ("offline", "online", "disabled")
+CLASSIFIERS = ("none",)  # classifiers run inside the experiments (experiment.circuits), not here
 
 
 @dataclass
@@ -39,6 +49,14 @@ def positive_ints(cfg: DictConfig, key: str) -> list[int]:
     return values
 
 
+def one_of(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> str:
+    """cfg's value at key (dotted), after checking it is one of `allowed`."""
+    value = OmegaConf.select(cfg, key)
+    if value not in allowed:
+        raise ConfigError(f"{key}: unknown {value!r}; allowed: {list(allowed)}")
+    return value
+
+
 def validate_run_keys(cfg: DictConfig) -> None:
     positive_int(cfg, "n_samples")
     positive_int(cfg, "batch_size")
@@ -56,20 +74,48 @@ def validate_run_keys(cfg: DictConfig) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError("device: 'cuda' asked for, but torch sees no GPU here; use device=cpu")
-    if not isinstance(cfg.get("resume"), bool):
-        raise ConfigError(f"resume: must be true or false, got {cfg.get('resume')!r}")
-    if cfg.logger.get("name", "none") not in ("none", "wandb"):
-        raise ConfigError(f"logger.name: unknown {cfg.logger.name!r}; allowed: ['none', 'wandb']")
+    positive_int(cfg, "model.n_out")  # nets.build_architecture would int() whatever it gets
+    for key in ("resume", "progress", "model.bias", "prior.fan_in_scaling"):
+        if not isinstance(OmegaConf.select(cfg, key), bool):
+            raise ConfigError(f"{key}: must be true or false, got {OmegaConf.select(cfg, key)!r}")
+    one_of(cfg, "logger.name", LOGGERS)
+    if cfg.logger.name == "wandb":
+        one_of(cfg, "logger.mode", WANDB_MODES)
+    one_of(cfg, "classifier.name", CLASSIFIERS)
+    seconds = cfg.get("checkpoint_seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise ConfigError(f"checkpoint_seconds: a finite number of seconds >= 0, got {seconds!r}")
+
+
+def resolved(cfg: DictConfig) -> Any:
+    """The config as plain values; an interpolation that does not resolve is a ConfigError
+    naming its key (omegaconf resolves lazily, so this would otherwise fail mid-run)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{err.full_key}: {str(err.msg).splitlines()[0]}") from None
 
 
 def build(cfg: DictConfig) -> Setup:
     """Validate the whole config and build the objects it names (no sampling yet)."""
     from volume.experiments import get
 
-    get(cfg.experiment.name)
+    config = resolved(cfg)
+    experiment = get(cfg.experiment.name)
     validate_run_keys(cfg)
     task = build_task(cfg.task)
     arch = build_architecture(cfg.model, task.n_vars)
     prior = build_prior(cfg.prior)
-    config: Any = OmegaConf.to_container(cfg, resolve=True)
-    return Setup(cfg, config, arch, prior, task)
+    build_trainer(cfg.trainer)  # checked for every experiment, so a typo never waits for the training ones
+    setup = Setup(cfg, config, arch, prior, task)
+    experiment.validate(setup)
+    return setup
+
+
+def validate(cfg: DictConfig, run_dir: Path) -> tuple[Setup, dict | None]:
+    """Everything that can be wrong with a call, checked without writing anything: the config,
+    the directory (writable, not another config's results, a readable checkpoint). Returns
+    the setup and the checkpoint's state when resuming (see results.check_run_dir)."""
+    setup = build(cfg)
+    results.check_writable(run_dir)
+    return setup, results.check_run_dir(run_dir, setup.config, cfg.resume)

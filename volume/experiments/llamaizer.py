@@ -260,6 +260,12 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
                                  title, legend_size=7)
 
 
+def validate(setup: Setup) -> None:
+    """Every check of this experiment's keys, run before hydra writes anything."""
+    _classes.estimator_options(setup)
+    _check(setup)
+
+
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     options = _classes.estimator_options(setup)
     m = _check(setup)

@@ -120,6 +120,11 @@ def check(setup: Setup):
     return trainer, split, widths
 
 
+def validate(setup: Setup) -> None:
+    """Every check of this experiment's keys, run before hydra writes anything."""
+    check(setup)
+
+
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     cfg, task, exp = setup.cfg, setup.task, setup.cfg.experiment
     trainer, split, widths = check(setup)

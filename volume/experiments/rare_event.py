@@ -66,6 +66,11 @@ def plot_levels(result, run_dir: Path, title: str) -> str:
                                  "log10 P(score > level)", title, legend_size=6)
 
 
+def validate(setup: Setup) -> None:
+    """Every check of this experiment's keys, run before hydra writes anything."""
+    estimator_options(setup)
+
+
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     options = estimator_options(setup)
     if state is not None and state.get("complete"):

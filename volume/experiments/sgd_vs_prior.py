@@ -186,12 +186,9 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
     return results.finish_figure(fig, run_dir / "sgd_vs_prior.png")
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
-    cfg, task, arch = setup.cfg, setup.task, setup.arch
-    trainer, split = common_checks(setup)
-    summary, stages = resume(setup, run_dir, state)
-    if summary is not None:
-        return summary
+def _options(setup: Setup) -> tuple[int, int, int, dict, list[int]]:
+    """(n_prior, rare_event_top, rare_event_below, rare_event_options, top_k), each checked."""
+    cfg = setup.cfg
     n_prior = positive_int(cfg, "experiment.n_prior")
     rare_top, rare_below = cfg.experiment.get("rare_event_top", 0), cfg.experiment.get("rare_event_below", 10)
     for key, value in (("rare_event_top", rare_top), ("rare_event_below", rare_below)):
@@ -205,6 +202,23 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     top_k = list(cfg.experiment.get("top_k", [1, 10, 100]))
     if not top_k or any(not isinstance(k, int) or k < 1 for k in top_k):
         raise ConfigError(f"experiment.top_k: a list of positive integers, got {top_k}")
+    return n_prior, rare_top, rare_below, rare_options, top_k
+
+
+def validate(setup: Setup) -> None:
+    """Every check of this experiment's keys, run before hydra writes anything."""
+    common_checks(setup)
+    _options(setup)
+    nngp_size(setup)
+
+
+def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+    cfg, task, arch = setup.cfg, setup.task, setup.arch
+    trainer, split = common_checks(setup)
+    summary, stages = resume(setup, run_dir, state)
+    if summary is not None:
+        return summary
+    n_prior, rare_top, rare_below, rare_options, top_k = _options(setup)
     n_nngp = nngp_size(setup)
     ids = np.arange(cfg.n_samples)
     runs = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, "sgd", cfg.progress)

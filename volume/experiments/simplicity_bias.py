@@ -20,7 +20,7 @@ from volume.complexity import complexity_table
 from volume.estimators.monte_carlo import log_frequencies
 from volume.functions import FunctionTable, keys_to_hex
 from volume.population import CHUNK, batch_keys, shard_chunks
-from volume.setup import Setup
+from volume.setup import Setup, one_of
 
 TABLE = "functions.npz"
 
@@ -102,6 +102,11 @@ def finish(table: FunctionTable, setup_config: dict, run_dir: Path, n_total: int
     results.write_json(run_dir / results.RESULTS, {"config": setup_config, "summary": summary,
                                                    "versions": results.versions()})
     return summary
+
+
+def validate(setup: Setup) -> None:
+    """This experiment counts by sampling; the other keys are the run keys setup.build checks."""
+    one_of(setup.cfg, "estimator.name", ("monte_carlo",))
 
 
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:

@@ -122,6 +122,14 @@ def plot(frame: pd.DataFrame, basins: pd.DataFrame, run_dir: Path, title: str) -
     return results.finish_figure(fig, run_dir / "trained_classes.png")
 
 
+def validate(setup: Setup) -> None:
+    """Every check of this experiment's keys, run before hydra writes anything."""
+    _check(setup)
+    label, _ = labeller(setup)
+    load_prior_run(setup, label.circuit)
+    build_trainer(setup.cfg.trainer)
+
+
 def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     cfg, task, arch = setup.cfg, setup.task, setup.arch
     options = _check(setup)
