@@ -12,8 +12,9 @@ for looking inside. Its fraction in C is a cross-check only: MCMC inside a set m
 disconnected pieces can keep the fractions it started with, so that fraction can be far
 off even when each piece is sampled well. "continued" leans on that population too: where
 D is made of pieces that a run on D filled in the wrong proportions, its first levels
-inherit them (its runs stay independent, so the interval sees the extra spread, not a
-shared bias). "independent" does not: each of its runs starts from the connected prior.
+inherit them (its runs stay independent, so a run on D trapped in one piece shows as
+spread between runs, which the interval and the spread check see). "independent" does not
+lean on it: each of its runs starts from the connected prior.
 """
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def continued(given: SplittingResult, inside: SplittingResult) -> tuple[Estimate
     of `inside` starts from run r of `given`, so the joint's runs are the paired sums)."""
     estimate = replace(inside.estimate, method=inside.estimate.method.replace("rare_event(", "conditional(continued "))
     if estimate.bound is not None:
-        upper = estimate.log_p + given.estimate.log_p
+        upper = estimate.log_p + given.estimate.ci[1]  # P(C and D) <= P(C | D) bound x P(D)'s upper end
         return estimate, replace(estimate, log_p=upper, ci=(-math.inf, upper))
     runs = given.run_log_p + inside.run_log_p
     ideal = given.diagnostics.get("ideal_sd", 0.0) ** 2 + inside.diagnostics.get("ideal_sd", 0.0) ** 2
@@ -108,7 +109,7 @@ def conditional(score_c: Score, score_d: Score, arch: Architecture, prior: Prior
     """log P(C | D) under the prior, where C = {score_c > 0} and D = {score_d > 0}.
     method "continued": split on D, then continue splitting on C's score from D's final
     population with every move kept inside D; "independent": log P(C and D) - log P(D)
-    from two independent runs (Welch interval). Measured in README.md, "Conditional volumes".
+    from two independent runs (Welch interval). Measured in README.md, "Conditional volume".
     Keyword arguments go to `volume.estimators.rare_event.splitting` (every run)."""
     if method not in CONDITIONAL_METHODS:
         raise ValueError(f"method: one of {list(CONDITIONAL_METHODS)}, got {method!r}")
