@@ -190,6 +190,15 @@ def test_conditional_continued_inside_a_product_of_multimodal_pieces():
     assert covers(res.estimate, XOR_FACTOR_LOG_P) and covers(res.joint, case.log_p), (res.estimate, res.joint)
 
 
+def test_continuation_that_never_reaches_c_is_an_upper_bound():
+    case = hadamard_case(8, np.ones(8, bool))
+    never = lambda theta: torch.full((theta.shape[0],), -1.0, dtype=torch.float64)  # noqa: E731
+    res = conditional(never, score_of(case), case.arch, case.prior, seed=0, population=False, **FAST)
+    assert res.estimate.bound == res.joint.bound == "upper" and res.estimate.log_p < 0
+    # P(C and D) <= (bound on P(C | D)) x (upper end of P(D))
+    assert res.joint.log_p == pytest.approx(res.estimate.log_p + res.given.ci[1])
+
+
 def test_continuation_needs_a_finished_run_on_d():
     case = hadamard_case(8, np.ones(8, bool))
     score = score_of(case)
