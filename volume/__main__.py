@@ -1,7 +1,7 @@
 """`python -m volume key=value ...`: run one experiment into hydra's run directory.
 
 `python -m volume -m key=a,b ...` sweeps with hydra's launchers (basic, joblib, submitit,
-ray); see README.md, "Scale-out".
+ray); see docs/scale-out.md.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ deep when not linearly separable (|H_m| of them), shallow otherwise. Class "llam
 some hidden unit's thresholded truth table is exactly h (circuits.llama). For each symmetry
 class of h (permutation/negation of the distractor bits) one representative h is measured:
 log P(llamaizer(h) | target) by rare-event splitting on min(target margin, max over units of
-the unit's margin against h), both margins divided by their scale (README.md, "Experiment
+the unit's margin against h), both margins divided by their scale (docs/counting.md, "Experiment
 `llamaizer`"). The symmetry is exact: permuting/negating distractor inputs is a relabelling
 of first-layer weight rows and bias shifts that keeps the symmetric Gaussian prior and the
 target, so every member of a class has the same volume. Sums over classes weighted by class sizes give
