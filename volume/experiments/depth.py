@@ -26,7 +26,7 @@ import torch
 from circuits import depth as cdepth
 from circuits.interventions import path_decomposition, path_length_profile
 from circuits.units import power_fractions, walsh
-from volume import results
+from volume import plots, results
 from volume.errors import ConfigError
 from volume.estimators.conditional import welch_difference
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
@@ -148,7 +148,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
         rows.append({**row, "n_blocks": arch.n_blocks, "block_width": arch.block_width, "tau": tau,
                      **pred.get(name, {"placements_one": None, "placements_all": None}),
                      "frac_confirmed": records[name].get("frac_confirmed"), "mean_path_length": mean_len})
-    frame = _classes.write_classes(run_dir, rows)
+    frame = plots.write_classes(run_dir, rows)
     given = records[_classes.GIVEN]
     summary = {"n_blocks": arch.n_blocks, "block_width": arch.block_width, "stream_width": arch.stream_width,
                "tau": tau, "log_p_target": {k: given[k] for k in ("log_p", "ci", "n_evals", "bound", "reliable")},
