@@ -28,12 +28,10 @@ from tqdm import tqdm
 from volume.errors import ConfigError
 from volume.nets import ACTIVATIONS, MLP, Architecture
 from volume.priors import Prior
-from volume.rng import counter_sample
+from volume.rng import INIT_STREAM, ORDER_STREAM, counter_sample
 
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("mse", "ce")
-INIT_STREAM = 1
-ORDER_STREAM = 1 << 20  # + block of epochs; far from the streams of sampling and initialisation
 ORDER_BLOCK = 16  # epochs of data order drawn at once per network
 
 

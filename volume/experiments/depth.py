@@ -32,6 +32,7 @@ from volume.estimators.conditional import welch_difference
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
 from volume.experiments import _classes
 from volume.nets import ResidualMLP
+from volume.rng import CLASS_STREAM, PRIOR_STREAM
 from volume.setup import Setup
 
 
@@ -135,8 +136,8 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     tau, classes = _check(setup)
     arch, task = setup.arch, setup.task
     T = cdepth.target_set(task)
-    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), 0)]
-    jobs += [_classes.Job(name, class_score(arch, task, T, tau, name), 1 + cdepth.LABELS.index(name),
+    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), PRIOR_STREAM)]
+    jobs += [_classes.Job(name, class_score(arch, task, T, tau, name), CLASS_STREAM + cdepth.LABELS.index(name),
                           _inspect(arch, task, tau)) for name in classes]
     records = _classes.run_jobs(setup, run_dir, state, jobs, options)
     pred = predictions(arch.n_blocks, arch.block_width)

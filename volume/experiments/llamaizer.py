@@ -39,6 +39,7 @@ from volume.estimators import sums
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
 from volume.experiments import _classes
 from volume.nets import MLP
+from volume.rng import CLASS_STREAM, PRIOR_STREAM
 from volume.setup import Setup, positive_int
 
 AND, XOR = 0b1000, 0b0110  # keys over two variables
@@ -172,7 +173,7 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
     cfg, arch, task = setup.cfg, setup.arch, setup.task
     split = split_of(task)
     exp = cfg.experiment
-    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), 0,
+    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), PRIOR_STREAM,
                          _inspect_target(arch, task))]
     plans = {}
     for kind in KINDS:
@@ -184,7 +185,7 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
         stats = complexity_table(reps.reshape(-1, 1), 1 << m, True) if len(reps) else {}
         for c, h in enumerate(reps):
             jobs.append(_classes.Job(f"{kind}_{int(h):x}", unit_class_score(arch, task, split.distractors, [h]),
-                                     1 + 2 * (int(h) + (1 << (1 << m)) * KINDS.index(kind)),
+                                     CLASS_STREAM + 2 * (int(h) + (1 << (1 << m)) * KINDS.index(kind)),
                                      _inspect_llama(arch, task, int(h), kind),
                                      {"kind": kind, "h": f"{int(h):x}", "class_weight": weights[c],
                                       "lz": stats["lz"][c], "sensitivity": stats["sensitivity"][c]}))
@@ -192,7 +193,7 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
         t0, t1, d0 = split.target[0], split.target[1], split.distractors[0]
         for c, (name, variables, key) in enumerate((("target_and", [t0, t1], AND), ("target_xor", [t0, t1], XOR),
                                                     ("mixed_and", [t0, d0], AND), ("mixed_xor", [t0, d0], XOR))):
-            jobs.append(_classes.Job(name, unit_class_score(arch, task, variables, [key]), 2 + 2 * c, None,
+            jobs.append(_classes.Job(name, unit_class_score(arch, task, variables, [key]), CLASS_STREAM + 1 + 2 * c, None,
                                      {"kind": "control", "h": f"{key:x}", "class_weight": 1.0}))
     return jobs, plans
 
