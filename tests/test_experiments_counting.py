@@ -19,10 +19,9 @@ from volume.__main__ import run
 from volume.errors import ConfigError
 from volume.estimators.rare_event import SplittingResult
 from volume.estimators import sums
-from volume.experiments import depth, llamaizer
+from volume.experiments import build, depth, llamaizer
 from volume.nets import MLP
 from volume.priors import Prior
-from volume.setup import build
 
 COLUMNS = ["class", "log_p", "ci_low", "ci_high", "log_p_joint", "n_evals", "method"]
 LLAMA = ["experiment=llamaizer", "task.n=4", "task.target=and", "task.target_vars=[1,2]", "model.hidden=[6,6]",

@@ -69,7 +69,7 @@ def run(cfg: DictConfig, run_dir: Path, hydra_record: bool = False) -> dict:
     with the input raises ConfigError before anything is written or computed."""
     from volume import experiments, results
     from volume.logger import make_logger
-    from volume.setup import validate
+    from volume.experiments import validate
 
     setup, state = validate(cfg, run_dir)
     experiment = experiments.get(cfg.experiment.name)
