@@ -17,7 +17,10 @@ import torch
 from volume.nets import MLP
 from volume.priors import Prior
 from volume.tasks import boolean_task
-from volume.training import Trainer, init_theta, single_threaded, train, train_one_textbook
+from tests.oracles import train_one_textbook
+from volume.training import Trainer, train
+from volume.training.loop import single_threaded
+from volume.training.order import init_theta
 
 
 def main(quick: bool = False) -> None:

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import ROOT, load, parser, run_sweep  # noqa: E402
-from volume.experiments._classes import estimate_columns, plot_estimates, read_classes  # noqa: E402
+from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
 MARKERS = {"serial": "o", "parallel": "s", "single": "^", "mixed": "D", "other": "x"}

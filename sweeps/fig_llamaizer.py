@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import ROOT, load, parser, run_sweep  # noqa: E402
-from volume.experiments._classes import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
+from volume.plots import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
 
@@ -39,7 +39,7 @@ def settings(quick: bool) -> tuple[list[list[str]], list[int], int]:
                 "experiment.n_classes_sampled=1"]
         return [base + ["task.n=5,4,3", "model.hidden=[6,6]"], base + ["task.n=4", "model.hidden=[12,12],[6]"]], [6, 6], 2
     # 4 draws of h per kind; at most 3M network evaluations per class: a class not reached by
-    # then is reported as the upper bound it is (deep llamas at m >= 3 mostly are; see README)
+    # then is reported as the upper bound it is (deep llamas at m >= 3 mostly are; see docs/counting.md)
     base = ["experiment=llamaizer", "experiment.n_classes_sampled=4", "estimator.max_evals=3000000"]
     # longest jobs first: a parallel launcher then starts them first
     return [base + ["task.n=8,7,6,5"],

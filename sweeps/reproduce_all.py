@@ -1,4 +1,4 @@
-"""Regenerate every figure of README.md from nothing: `python sweeps/reproduce_all.py [--quick]
+"""Regenerate every figure of the README (docs/scale-out.md) from nothing: `python sweeps/reproduce_all.py [--quick]
 [--launcher L] [--only NAME ...]`. Prints the time each took and where it wrote."""
 from __future__ import annotations
 

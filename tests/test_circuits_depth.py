@@ -43,7 +43,7 @@ def test_planted_circuits_every_placement_with_noise(n_blocks):
             r = classify_depth(arch, theta + noise * torch.randn(theta.shape, generator=gen), TASK)
             assert r.solves.all()
             assert (r.walsh_label == want).all() and (r.label == want).all()
-            # Walsh vs ablation: planted circuits give no disagreement at all (README)
+            # Walsh vs ablation: planted circuits give no disagreement at all (docs/circuits.md)
             assert r.disagreements.sum() == 0
 
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from conftest import make_cfg, run_cli
 from volume.cli_guard import bad_call_message
 from volume.errors import ConfigError
-from volume.setup import validate
+from volume.experiments import validate
 
 RESMLP = ("experiment=depth",)  # a residual MLP on a task it fits (stream 6 >= 4 inputs)
 RARE = ("experiment=rare_event",)

@@ -14,14 +14,14 @@ from circuits import boolean
 from circuits import depth as cdepth
 from circuits.llama import llama_task
 from circuits.reference import llama_network, parity_chain, parity_single, parity_tree
-from volume import results
+from volume import plots, results
 from volume.__main__ import run
 from volume.errors import ConfigError
 from volume.estimators.rare_event import SplittingResult
-from volume.experiments import _classes, _union, depth, llamaizer
+from volume.estimators import sums
+from volume.experiments import build, depth, llamaizer
 from volume.nets import MLP
 from volume.priors import Prior
-from volume.setup import build
 
 COLUMNS = ["class", "log_p", "ci_low", "ci_high", "log_p_joint", "n_evals", "method"]
 LLAMA = ["experiment=llamaizer", "task.n=4", "task.target=and", "task.target_vars=[1,2]", "model.hidden=[6,6]",
@@ -112,13 +112,13 @@ def test_log_sum_closed_form():
                                     "n_evals": 10, "ci": [None, float(np.max(runs))]}
     given = rec([-2.0, -2.2, -1.8])
     terms = [(rec([-10.0, -10.5, -9.5]), 3.0), (rec([-12.0, -11.0, -13.0]), 5.0)]
-    out = _classes.log_sum(terms, given, seed=0)
+    out = sums.log_sum(terms, given, seed=0)
     exact = math.log(3 * math.exp(-10.0 + 2.0) + 5 * math.exp(-12.0 + 2.0))
     assert math.isclose(out["log_p"], exact, rel_tol=1e-12) and out["bound"] is None
     assert out["ci"][0] < exact < out["ci"][1] and out["n_evals"] == 30
-    bounded = _classes.log_sum([terms[0], (rec([-5.0, -5.0, -5.0], "upper"), 1.0)], given, seed=0)
+    bounded = sums.log_sum([terms[0], (rec([-5.0, -5.0, -5.0], "upper"), 1.0)], given, seed=0)
     assert bounded["bound"] == "upper" and bounded["ci"][0] is None
-    assert _classes.log_sum(terms, rec([-1.0, -1.0], "upper"), seed=0)["bound"] == "target_not_reached"
+    assert sums.log_sum(terms, rec([-1.0, -1.0], "upper"), seed=0)["bound"] == "target_not_reached"
 
 
 def _check_frame(frame: pd.DataFrame, target: dict) -> pd.DataFrame:
@@ -223,7 +223,7 @@ def test_llamaizer_one_distractor_has_no_deep_llamas(tmp_path):
     assert summary["shallow"]["n_functions"] == 2 and set(frame["class"]) >= {"shallow_1", "all_shallow", "all_llamas"}
     assert "all_deep" not in set(frame["class"])
     shallow, both = summary["shallow"], summary["any_llama"]
-    assert both["high"] == _union.capped(shallow["sum_over_h"]) and both["low"] == shallow["union_lower"]
+    assert both["high"] == sums.capped(shallow["sum_over_h"]) and both["low"] == shallow["union_lower"]
     assert both["cross_check"]["log_p"] == shallow["union"]["cross_check"]["log_p"]
     assert "no deep llamas of 1 bit(s) exist." in llamaizer.describe(summary)
 
@@ -246,10 +246,10 @@ def test_log_sum_with_factors_closed_form():
                         "n_evals": 10, "ci": [min(runs), max(runs)]}
     given = rec([-2.0, -2.2, -1.8])
     terms = [(rec([-10.0, -10.5, -9.5]), 3.0), (rec([-12.0, -11.0, -13.0]), 5.0)]
-    out = _classes.log_sum(terms, given, seed=0, factors=np.array([0.5, 0.25]))
+    out = sums.log_sum(terms, given, seed=0, factors=np.array([0.5, 0.25]))
     exact = math.log(3 * 0.5 * math.exp(-8.0) + 5 * 0.25 * math.exp(-10.0))
     assert math.isclose(out["log_p"], exact, rel_tol=1e-12) and out["ci"][0] < exact < out["ci"][1]
-    plain = _classes.log_sum(terms, given, seed=0)
+    plain = sums.log_sum(terms, given, seed=0)
     assert out["ci"][1] < plain["ci"][1]  # the same bootstrap draws, every term scaled down
 
 
@@ -266,13 +266,13 @@ def test_union_identity_and_bracket():
     assert math.isclose((p_h * inv).sum(), union, rel_tol=1e-12)
     assert p_h.max() <= union <= p_h.sum() and union < p_h.sum()  # overlaps exist here
     est = lambda v, bound=None: {"log_p": v, "ci": [v - 1, v + 1], "n_evals": 5, "bound": bound}  # noqa: E731
-    b = _union.bracket(est(-3.0), est(0.5), est(0.2))
+    b = sums.bracket(est(-3.0), est(0.5), est(0.2))
     assert b["high"]["log_p"] == 0.0 and b["high"]["ci"] == [-0.5, 0.0] and b["cross_check"]["log_p"] == 0.0
-    bounded = _union.bracket(None, {"log_p": -4.0, "ci": [None, -2.0], "n_evals": 5, "bound": "upper"}, est(-5.0))
+    bounded = sums.bracket(None, {"log_p": -4.0, "ci": [None, -2.0], "n_evals": 5, "bound": "upper"}, est(-5.0))
     assert bounded["high"]["log_p"] == -2.0  # an upper-bounded sum is read at its upper end
-    row = _union.rows({"all_x": bounded}, m=2)[0]
+    row = sums.union_rows({"all_x": bounded}, m=2)[0]
     assert row["ci_low"] == -math.inf and row["union_high_bound"] == "upper" and math.isnan(row["log_p"])
-    added = _union.log_add([est(-3.0), est(-4.0)], shared_evals=2)
+    added = sums.log_add([est(-3.0), est(-4.0)], shared_evals=2)
     assert math.isclose(added["log_p"], math.log(math.exp(-3) + math.exp(-4))) and added["n_evals"] == 8
 
 
@@ -303,7 +303,7 @@ def test_plot_estimates_draws_bounds_apart():
     that line, each with an arrow pointing the way the value may lie."""
     fig, ax = results.new_figure()
     x, y = [1, 2, 3, 4, 5], [-1.0, -2.0, -3.0, -4.0, math.nan]
-    _classes.plot_estimates(ax, x, y, [-2, -3, -4, -5, 0], [0, -1, -2, -3, 0], ["", "upper", "", "lower", ""],
+    plots.plot_estimates(ax, x, y, [-2, -3, -4, -5, 0], [0, -1, -2, -3, 0], ["", "upper", "", "lower", ""],
                             label="a")
     joined = [line for line in ax.get_lines() if line.get_linestyle() == "-" and len(line.get_xdata()) > 1
               and line.get_marker() == "o"]
@@ -314,20 +314,20 @@ def test_plot_estimates_draws_bounds_apart():
     assert arrows == [(2, -18), (4, 18)]  # upper bound: arrow down; lower bound: arrow up
     assert not [line for line in ax.get_lines() if line.get_markeredgecolor() == "red"]
     # failed diagnostics: a red ring on those points (an estimate and a bound), labelled once
-    _classes.plot_estimates(ax, x, y, [-2, -3, -4, -5, 0], [0, -1, -2, -3, 0], ["", "upper", "", "lower", ""],
+    plots.plot_estimates(ax, x, y, [-2, -3, -4, -5, 0], [0, -1, -2, -3, 0], ["", "upper", "", "lower", ""],
                             [False, False, True, True, False], label="b")
-    _classes.plot_estimates(ax, [6], [-6.0], [-7], [-5], [""], [False])
+    plots.plot_estimates(ax, [6], [-6.0], [-7], [-5], [""], [False])
     rings = [line for line in ax.get_lines() if line.get_markeredgecolor() == "red"]
     assert [list(line.get_xdata()) for line in rings] == [[1, 2], [6]]
-    assert ax.get_legend_handles_labels()[1].count(_classes.UNRELIABLE_LABEL) == 1
+    assert ax.get_legend_handles_labels()[1].count(plots.UNRELIABLE_LABEL) == 1
     import matplotlib.pyplot as plt
     plt.close(fig)
     # bounds are drawn at their conservative end; an upper bound on P is a lower bound on the bits
-    y, low, high, bound, reliable = _classes.estimate_columns(
+    y, low, high, bound, reliable = plots.estimate_columns(
         [{"log_p": -3.0, "ci": [None, -2.0], "bound": "upper", "reliable": False},
          {"log_p": -1.0, "ci": [-1.5, -0.5], "bound": None}, None])
     assert y[0] == -2.0 and y[1] == -1.0 and math.isnan(y[2]) and bound == ["upper", "", ""]
     assert reliable == [False, True, True]
-    bits, b_low, b_high, b_bound = _classes.as_bits(y, low, high, bound)
+    bits, b_low, b_high, b_bound = plots.as_bits(y, low, high, bound)
     assert np.allclose(bits[:2], [2 / math.log(2), 1 / math.log(2)]) and b_bound == ["lower", "", ""]
     assert math.isclose(b_low[1], 0.5 / math.log(2)) and math.isclose(b_high[1], 1.5 / math.log(2))

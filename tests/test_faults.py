@@ -11,10 +11,9 @@ import pytest
 from conftest import ROOT, interrupt_on_call, make_cfg, run_cli, run_in_process, tree
 from volume import results
 from volume.errors import ConfigError
-from volume.experiments import simplicity_bias
+from volume.experiments import simplicity_bias, validate
 from volume.merge import main as merge_main
 from volume.merge import merge
-from volume.setup import validate
 
 TINY = ("n_samples=4000", "model.hidden=[8]", "task.n=4", "checkpoint_seconds=0", "batch_size=512")
 

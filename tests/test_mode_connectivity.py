@@ -14,10 +14,10 @@ from conftest import run_in_process as _run
 from volume.alignment import hidden_widths, matching_objective, permute, weight_matching
 from volume.errors import ConfigError
 from volume.experiments.mode_connectivity import barrier, held_out_change, path_curves
+from volume.experiments import build
 from volume.nets import MLP
 from volume.priors import Prior
 from volume.tasks import boolean_task
-from volume.setup import build
 from volume.training import build_trainer, train
 
 PRIOR = Prior(sigma_b=1.0)

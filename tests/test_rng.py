@@ -2,8 +2,10 @@
 import numba
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
+from volume import rng
 from volume.rng import EDGES, HEIGHTS, TAIL_START, counter_sample
 
 N_ROWS, N_COLS = 2000, 500  # 1e6 draws
@@ -81,3 +83,19 @@ def test_thread_count_does_not_change_numbers():
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(one, many)
+
+
+def test_named_streams_that_one_run_draws_together_do_not_overlap():
+    for group in rng.DISJOINT:
+        spans = sorted(rng.STREAMS[name] for name in group)
+        for (first, count), (next_first, _) in zip(spans, spans[1:]):
+            assert first + count <= next_first, f"streams of {group} overlap"
+
+
+def test_torch_generator_seeds_splitting_runs():
+    from volume.estimators.rare_event import _generator
+
+    # rare_event seeds its own generator the same way (its file is not this change's to edit)
+    draw = lambda gen: torch.rand(8, generator=gen)  # noqa: E731
+    assert torch.equal(draw(rng.torch_generator(3, 5)), draw(_generator(3, 5)))
+    assert not torch.equal(draw(rng.torch_generator(3, 5)), draw(rng.torch_generator(3, 6)))

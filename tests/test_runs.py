@@ -13,10 +13,10 @@ import torch
 from conftest import make_cfg, run_cli
 from volume.__main__ import run
 from volume.errors import ConfigError
+from volume.experiments import build
 from volume.merge import merge
 from volume.population import batch_keys, n_chunks
 from volume.functions import FunctionTable
-from volume.setup import build
 
 SMALL = ["n_samples=20000", "model.hidden=[8]", "task.n=5"]
 

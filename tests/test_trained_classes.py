@@ -15,8 +15,8 @@ from circuits.llama import classify_llamas
 from conftest import count_calls, interrupt_on_call, make_cfg
 from conftest import run_in_process as _run
 from volume.errors import ConfigError
+from volume.experiments import build
 from volume.experiments._circuit_labels import labeller
-from volume.setup import build
 from volume.training import build_trainer, train
 
 TINY = ("experiment=trained_classes", "task.target=and", "task.target_vars=[1,2]", "task.n=4", "model.hidden=[6,6]",

@@ -1,4 +1,4 @@
-"""Batched many-seed training (volume/training.py) and the trained-population experiments."""
+"""Batched many-seed training (volume/training/) and the trained-population experiments."""
 from __future__ import annotations
 
 import json
@@ -16,8 +16,9 @@ from volume.functions import FunctionTable, unpack_bits
 from volume.nets import MLP
 from volume.priors import Prior
 from volume.tasks import boolean_task
-from volume.training import (ORDER_BLOCK, Trainer, build_trainer, epoch_order, init_theta, train,
-                             train_one_textbook)
+from tests.oracles import train_one_textbook
+from volume.training import Trainer, build_trainer, train
+from volume.training.order import ORDER_BLOCK, epoch_order, init_theta
 
 ARCH = MLP([4, 6, 5, 1])
 PRIOR = Prior()

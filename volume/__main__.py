@@ -1,7 +1,7 @@
 """`python -m volume key=value ...`: run one experiment into hydra's run directory.
 
 `python -m volume -m key=a,b ...` sweeps with hydra's launchers (basic, joblib, submitit,
-ray); see README.md, "Scale-out".
+ray); see docs/scale-out.md.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def run(cfg: DictConfig, run_dir: Path, hydra_record: bool = False) -> dict:
     with the input raises ConfigError before anything is written or computed."""
     from volume import experiments, results
     from volume.logger import make_logger
-    from volume.setup import validate
+    from volume.experiments import validate
 
     setup, state = validate(cfg, run_dir)
     experiment = experiments.get(cfg.experiment.name)

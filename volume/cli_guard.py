@@ -44,7 +44,7 @@ def fail(err: Exception, message: str, code: int) -> None:
 
 class ValidateFirst(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from volume.setup import validate
+        from volume.experiments import validate
 
         HydraConfig.instance().set_config(config)  # so ${hydra:...} in hydra.run.dir resolves
         try:

@@ -25,10 +25,9 @@ from volume.functions import n_words, pack_bits
 from volume.nets import MLP
 from volume.population import CHUNK
 from volume.priors import Prior
-from volume.rng import counter_sample, normal_rows
+from volume.rng import NNGP_STREAM, counter_sample, normal_rows
 
 KERNEL_ACTIVATIONS = ("identity", "relu", "sign")
-NNGP_STREAM = 1 << 19  # far from the streams of prior sampling, initialisation and data order
 _BLAS = ThreadpoolController()
 
 

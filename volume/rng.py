@@ -7,6 +7,9 @@ exact tail method, so they are exactly Gaussian up to the 53-bit resolution of t
 uniforms (no approximation of the density anywhere). Every element is computed on its
 own, so the numbers are bit-identical whatever the chunking or thread count, and the
 loop over rows runs in parallel with numba.
+
+Streams: one seed gives independent sequences per stream number. Every stream number the
+code uses is named in the table below, so two jobs drawing from one number show up here.
 """
 from __future__ import annotations
 
@@ -14,8 +17,31 @@ import math
 
 import numba as nb
 import numpy as np
+import torch
 from scipy.optimize import brentq
 
+# Named streams (seed_key / counter_sample / Prior.sample `stream`, splitting's `stream`).
+PRIOR_STREAM = 0  # prior samples: Monte Carlo, simplicity_bias, P_B; the target's splitting run in class experiments
+INIT_STREAM = 1  # training initialisations (row init_id of the prior)
+CLASS_STREAM = 1  # class experiments (llamaizer, depth): splitting run of class c on CLASS_STREAM + c
+RARE_FUNCTION_STREAM = 1000  # sgd_vs_prior: splitting run on its i-th rare function, + i
+NNGP_STREAM = 1 << 19  # NNGP function sampling: this stream and the next
+ORDER_STREAM = 1 << 20  # training data order: + block of epochs
+# Stream numbers held in modules that do not import this table (listed so collisions stay visible):
+CONDITIONAL_STREAMS = {"joint": 1, "given": 2, "inside": 3}  # volume/estimators/conditional.py
+XOR_CASE_STREAM = 7  # volume/estimators/ground_truth.py, measure_xor_factor
+# Each name's (first stream, how many consecutive streams it may take).
+STREAMS: dict[str, tuple[int, int]] = {
+    "prior": (PRIOR_STREAM, 1), "init": (INIT_STREAM, 1), "class": (CLASS_STREAM, 1 << 18),  # llamaizer with m <= 4 bits: < 2^18 classes
+    "rare_function": (RARE_FUNCTION_STREAM, NNGP_STREAM - RARE_FUNCTION_STREAM), "nngp": (NNGP_STREAM, 2),
+    "order": (ORDER_STREAM, 1 << 20), "xor_case": (XOR_CASE_STREAM, 1),
+    **{f"conditional_{k}": (v, 1) for k, v in CONDITIONAL_STREAMS.items()},
+}
+# Streams one run draws from together, which must therefore not overlap (tested). Others may
+# share numbers: e.g. conditional's joint run and training initialisation both use stream 1.
+DISJOINT = (("prior", "init", "rare_function", "nngp", "order"),  # training experiments
+            ("prior", "class"),  # class experiments
+            ("conditional_joint", "conditional_given", "conditional_inside"))
 N_LAYERS = 256
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -192,3 +218,10 @@ def normal_rows(seed: int, rows: np.ndarray, n_cols: int, stream: int) -> np.nda
     out = np.empty((len(rows), n_cols), np.float64)
     _fill_rows(out, seed_key(seed, stream), np.asarray(rows, np.int64), np.ones(n_cols), EDGES, HEIGHTS, TAIL_START)
     return out
+
+
+def torch_generator(seed: int, stream: int) -> torch.Generator:
+    """A torch.Generator for (seed, stream), for draws that torch makes (MCMC moves); the same
+    seeding as rare_event's splitting runs."""
+    state = np.random.SeedSequence([int(seed), int(stream), 0x5EB5]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from volume import results
 from volume.errors import ConfigError
 from volume.nets import Architecture, build_architecture
 from volume.priors import Prior, build_prior
@@ -96,26 +94,12 @@ def resolved(cfg: DictConfig) -> Any:
         raise ConfigError(f"{err.full_key}: {str(err.msg).splitlines()[0]}") from None
 
 
-def build(cfg: DictConfig) -> Setup:
-    """Validate the whole config and build the objects it names (no sampling yet)."""
-    from volume.experiments import get
-
-    config = resolved(cfg)
-    experiment = get(cfg.experiment.name)
+def build_setup(cfg: DictConfig, config: Any) -> Setup:
+    """Check the run keys and build the objects the config names (no sampling yet); `config`
+    is resolved(cfg). The experiment's own keys are checked by volume.experiments.build."""
     validate_run_keys(cfg)
     task = build_task(cfg.task)
     arch = build_architecture(cfg.model, task.n_vars)
     prior = build_prior(cfg.prior)
     build_trainer(cfg.trainer)  # checked for every experiment, so a typo never waits for the training ones
-    setup = Setup(cfg, config, arch, prior, task)
-    experiment.validate(setup)
-    return setup
-
-
-def validate(cfg: DictConfig, run_dir: Path) -> tuple[Setup, dict | None]:
-    """Everything that can be wrong with a call, checked without writing anything: the config,
-    the directory (writable, not another config's results, a readable checkpoint). Returns
-    the setup and the checkpoint's state when resuming (see results.check_run_dir)."""
-    setup = build(cfg)
-    results.check_writable(run_dir)
-    return setup, results.check_run_dir(run_dir, setup.config, cfg.resume)
+    return Setup(cfg, config, arch, prior, task)

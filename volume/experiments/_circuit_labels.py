@@ -35,7 +35,7 @@ from circuits.llama import LABELS as LLAMA_LABELS
 from circuits.llama import classify_llamas, split_of
 from volume import results
 from volume.errors import ConfigError
-from volume.experiments._classes import read_classes
+from volume.plots import read_classes
 from volume.experiments.llamaizer import distractor_bits
 from volume.nets import ResidualMLP
 from volume.setup import Setup

@@ -26,12 +26,13 @@ import torch
 from circuits import depth as cdepth
 from circuits.interventions import path_decomposition, path_length_profile
 from circuits.units import power_fractions, walsh
-from volume import results
+from volume import plots, results
 from volume.errors import ConfigError
 from volume.estimators.conditional import welch_difference
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
 from volume.experiments import _classes
 from volume.nets import ResidualMLP
+from volume.rng import CLASS_STREAM, PRIOR_STREAM
 from volume.setup import Setup
 
 
@@ -135,8 +136,8 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     tau, classes = _check(setup)
     arch, task = setup.arch, setup.task
     T = cdepth.target_set(task)
-    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), 0)]
-    jobs += [_classes.Job(name, class_score(arch, task, T, tau, name), 1 + cdepth.LABELS.index(name),
+    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), PRIOR_STREAM)]
+    jobs += [_classes.Job(name, class_score(arch, task, T, tau, name), CLASS_STREAM + cdepth.LABELS.index(name),
                           _inspect(arch, task, tau)) for name in classes]
     records = _classes.run_jobs(setup, run_dir, state, jobs, options)
     pred = predictions(arch.n_blocks, arch.block_width)
@@ -148,7 +149,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
         rows.append({**row, "n_blocks": arch.n_blocks, "block_width": arch.block_width, "tau": tau,
                      **pred.get(name, {"placements_one": None, "placements_all": None}),
                      "frac_confirmed": records[name].get("frac_confirmed"), "mean_path_length": mean_len})
-    frame = _classes.write_classes(run_dir, rows)
+    frame = plots.write_classes(run_dir, rows)
     given = records[_classes.GIVEN]
     summary = {"n_blocks": arch.n_blocks, "block_width": arch.block_width, "stream_width": arch.stream_width,
                "tau": tau, "log_p_target": {k: given[k] for k in ("log_p", "ci", "n_evals", "bound", "reliable")},

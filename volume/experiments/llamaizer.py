@@ -7,7 +7,7 @@ deep when not linearly separable (|H_m| of them), shallow otherwise. Class "llam
 some hidden unit's thresholded truth table is exactly h (circuits.llama). For each symmetry
 class of h (permutation/negation of the distractor bits) one representative h is measured:
 log P(llamaizer(h) | target) by rare-event splitting on min(target margin, max over units of
-the unit's margin against h), both margins divided by their scale (README.md, "Experiment
+the unit's margin against h), both margins divided by their scale (docs/counting.md, "Experiment
 `llamaizer`"). The symmetry is exact: permuting/negating distractor inputs is a relabelling
 of first-layer weight rows and bias shifts that keeps the symmetric Gaussian prior and the
 target, so every member of a class has the same volume. Sums over classes weighted by class sizes give
@@ -15,7 +15,7 @@ sum_h P(llamaizer(h) | target) = E[number N of distinct llamas carried | target]
 P(some llama | target) lies in [max_h P(h | target), min(1, sum_h P(h | target))] (union
 bound; summary[kind]['union'], classes.csv rows all_deep / all_shallow / all_llamas); the
 overlap left open is measured as a cross-check, sum_h P(h) E[1/N | h] (exact identity, with
-E[1/N | h] from MCMC samples inside class h: volume.experiments._union).
+E[1/N | h] from MCMC samples inside class h: volume.estimators.sums).
 No tuned threshold: a unit carries h iff its pre-activation is > 0 exactly where h holds
 (margin > 0; the scale-free margins of the score move only the splitting levels).
 Controls: units carrying a function of two target bits or of one target and one distractor.
@@ -32,12 +32,14 @@ import torch
 from circuits import boolean
 from circuits.llama import classify_llamas, split_of
 from circuits.units import function_margins
-from volume import results
+from volume import plots, results
 from volume.complexity import complexity_table
 from volume.errors import ConfigError
+from volume.estimators import sums
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
-from volume.experiments import _classes, _union
+from volume.experiments import _classes
 from volume.nets import MLP
+from volume.rng import CLASS_STREAM, PRIOR_STREAM
 from volume.setup import Setup, positive_int
 
 AND, XOR = 0b1000, 0b0110  # keys over two variables
@@ -171,7 +173,7 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
     cfg, arch, task = setup.cfg, setup.arch, setup.task
     split = split_of(task)
     exp = cfg.experiment
-    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), 0,
+    jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), PRIOR_STREAM,
                          _inspect_target(arch, task))]
     plans = {}
     for kind in KINDS:
@@ -183,7 +185,7 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
         stats = complexity_table(reps.reshape(-1, 1), 1 << m, True) if len(reps) else {}
         for c, h in enumerate(reps):
             jobs.append(_classes.Job(f"{kind}_{int(h):x}", unit_class_score(arch, task, split.distractors, [h]),
-                                     1 + 2 * (int(h) + (1 << (1 << m)) * KINDS.index(kind)),
+                                     CLASS_STREAM + 2 * (int(h) + (1 << (1 << m)) * KINDS.index(kind)),
                                      _inspect_llama(arch, task, int(h), kind),
                                      {"kind": kind, "h": f"{int(h):x}", "class_weight": weights[c],
                                       "lz": stats["lz"][c], "sensitivity": stats["sensitivity"][c]}))
@@ -191,7 +193,7 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
         t0, t1, d0 = split.target[0], split.target[1], split.distractors[0]
         for c, (name, variables, key) in enumerate((("target_and", [t0, t1], AND), ("target_xor", [t0, t1], XOR),
                                                     ("mixed_and", [t0, d0], AND), ("mixed_xor", [t0, d0], XOR))):
-            jobs.append(_classes.Job(name, unit_class_score(arch, task, variables, [key]), 2 + 2 * c, None,
+            jobs.append(_classes.Job(name, unit_class_score(arch, task, variables, [key]), CLASS_STREAM + 1 + 2 * c, None,
                                      {"kind": "control", "h": f"{key:x}", "class_weight": 1.0}))
     return jobs, plans
 
@@ -209,16 +211,16 @@ def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed
     for kind, plan in plans.items():
         terms = [(records[name], w) for name, w in zip(plan["names"], plan["weights"])]
         sampled = None if plan["draws"] is None else (np.array(plan["draws"]), population_size(kind, m))
-        total = _classes.log_sum(terms, given, seed, sampled)
+        total = sums.log_sum(terms, given, seed, sampled)
         part = frame[(frame["kind"] == kind) & (frame["bound"] == "")]  # estimates, not bounds
         best = part.loc[part["log_p"].idxmax()] if len(part) else None
         low = None if best is None else {"class": best["class"], "log_p": best["log_p"],
                                          "ci": [best["ci_low"], best["ci_high"]], "bound": None}
-        cross = {f: _classes.log_sum(terms, given, seed, sampled, _union.harmonic_factors(records, plan["names"], f))
+        cross = {f: sums.log_sum(terms, given, seed, sampled, sums.harmonic_factors(records, plan["names"], f))
                  for f in ("mean_inv_distinct", "mean_inv_distinct_all")}
         summary[kind] = {"n_functions": population_size(kind, m), "n_classes_measured": len(plan["names"]),
                          "sampled": plan["draws"] is not None, "sum_over_h": total, "union_lower": low,
-                         "union": _union.bracket(low, total, cross["mean_inv_distinct"]),
+                         "union": sums.bracket(low, total, cross["mean_inv_distinct"]),
                          "cross_check_all_kinds": cross["mean_inv_distinct_all"]}
     if len(plans) < len(KINDS):
         return frame, summary
@@ -229,20 +231,20 @@ def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed
         summary["direct_lower_bound"] = math.log1p(-math.exp(any_llama)) if any_llama < 0 else None
     # deep or shallow: low = the larger low end, high = both sums
     lows = [summary[k]["union_lower"] for k in present if summary[k]["union_lower"] is not None]
-    summary["any_llama"] = _union.bracket(
+    summary["any_llama"] = sums.bracket(
         max(lows, key=lambda e: e["log_p"], default=None),
-        _union.log_add([summary[k]["sum_over_h"] for k in present], given["n_evals"]),
-        _union.log_add([summary[k]["cross_check_all_kinds"] for k in present], given["n_evals"]))
+        sums.log_add([summary[k]["sum_over_h"] for k in present], given["n_evals"]),
+        sums.log_add([summary[k]["cross_check_all_kinds"] for k in present], given["n_evals"]))
     return frame, summary
 
 
 def union_rows(summary: dict) -> list[dict]:
     """classes.csv rows all_deep, all_shallow, all_llamas: the bracket of P(union | target)
-    and its cross-check (volume.experiments._union)."""
+    and its cross-check (volume.estimators.sums)."""
     brackets = {f"all_{k}": summary[k]["union"] for k in KINDS if k in summary}
     if "any_llama" in summary:
         brackets["all_llamas"] = summary["any_llama"]
-    return _union.rows(brackets, summary["m"])
+    return sums.union_rows(brackets, summary["m"])
 
 
 def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
@@ -250,9 +252,9 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
     for kind, marker in (("deep", "o"), ("shallow", "s")):
         part = frame[frame["kind"] == kind]
         if len(part):
-            bits, low, high, bound = _classes.as_bits(part["log_p"], part["ci_low"], part["ci_high"], part["bound"])
+            bits, low, high, bound = plots.as_bits(part["log_p"], part["ci_low"], part["ci_high"], part["bound"])
             # an upper bound's ci_low is -inf: its bits are drawn as a bound (arrow up), no interval
-            _classes.plot_estimates(ax, part["sensitivity"], bits, low, high, bound, part["reliable"], marker=marker,
+            plots.plot_estimates(ax, part["sensitivity"], bits, low, high, bound, part["reliable"], marker=marker,
                                     line=False,
                                     ms=4, label=f"{kind} llamas")
     return results.finish_figure(fig, run_dir / "bits_per_h.png", ax, "average sensitivity of h",
@@ -272,7 +274,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     jobs, plans = build_jobs(setup, m)
     records = _classes.run_jobs(setup, run_dir, state, jobs, options)
     frame, summary = summarise(records, jobs, plans, m, setup.cfg.seed)
-    _classes.write_classes(run_dir, frame.to_dict("records") + union_rows(summary))
+    plots.write_classes(run_dir, frame.to_dict("records") + union_rows(summary))
     summary["seconds"] = sum(r["seconds"] for r in records.values())
     summary["n_evals"] = sum(r["n_evals"] for r in records.values())
     summary["figures"] = [plot(frame, run_dir, f"{setup.arch.describe()}, m = {m}")]

@@ -38,7 +38,7 @@ from volume.errors import ConfigError
 from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.nets import Architecture
 from volume.setup import Setup, positive_int
-from volume.training import point_losses
+from volume.training.losses import point_losses
 
 from volume.experiments._trained import Split, common_checks, resume, sweep_widths, trained, width_architecture
 

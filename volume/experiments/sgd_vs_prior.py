@@ -25,6 +25,7 @@ from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.functions import FunctionTable, keys_to_hex
 from volume.nets import MLP
 from volume.nngp import check_nngp, gp_keys, nngp_kernel, ordered_factor
+from volume.rng import RARE_FUNCTION_STREAM
 from volume.setup import Setup, positive_int
 
 from volume.experiments._trained import (Stages, aligned_counts, common_checks, resume, frequencies,
@@ -123,7 +124,7 @@ def rare_event_prior(frame: pd.DataFrame, setup: Setup, p_s, top: int, below: in
         name = f"rare{i}"
         if not stages.done(name):
             score = target_margin_score(setup.arch, setup.task.x, key_to_bits(key, setup.task.n_inputs))
-            est = rare_event(score, setup.arch, setup.prior, seed=setup.cfg.seed, stream=1000 + i,
+            est = rare_event(score, setup.arch, setup.prior, seed=setup.cfg.seed, stream=RARE_FUNCTION_STREAM + i,
                              progress=setup.cfg.progress, **options)
             stages.put(name, {"log_p": est.log_p, "ci": np.array(est.ci), "upper": est.bound == "upper"},
                        complete=True)

@@ -105,7 +105,7 @@ def finish(table: FunctionTable, setup_config: dict, run_dir: Path, n_total: int
 
 
 def validate(setup: Setup) -> None:
-    """This experiment counts by sampling; the other keys are the run keys setup.build checks."""
+    """This experiment counts by sampling; the other keys are the run keys setup.build_setup checks."""
     one_of(setup.cfg, "estimator.name", ("monte_carlo",))
 
 
