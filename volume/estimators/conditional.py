@@ -5,7 +5,7 @@
   is then measured directly, and the joint log P(C and D) is the paired sum per run.
 - "independent": log P(C and D) - log P(D) from two independent splitting runs (C and D
   together get min(s_C, s_D)), with a Welch interval over both sets of runs.
-Both measured on exact cases in README.md, "Conditional volume".
+Both measured on exact cases in docs/estimators.md, "Conditional volume".
 
 The restricted population (prior samples inside D, with run and ancestor ids) is returned
 for looking inside. Its fraction in C is a cross-check only: MCMC inside a set made of
@@ -32,6 +32,7 @@ from volume.estimators.rare_event import SplittingResult, splitting, t_interval
 from volume.estimators.scores import Score, min_score
 from volume.nets import Architecture
 from volume.priors import Prior
+from volume.rng import CONDITIONAL_STREAMS
 
 CONDITIONAL_METHODS = ("continued", "independent")
 DISCONNECTED_WARNING = (
@@ -109,19 +110,19 @@ def conditional(score_c: Score, score_d: Score, arch: Architecture, prior: Prior
     """log P(C | D) under the prior, where C = {score_c > 0} and D = {score_d > 0}.
     method "continued": split on D, then continue splitting on C's score from D's final
     population with every move kept inside D; "independent": log P(C and D) - log P(D)
-    from two independent runs (Welch interval). Measured in README.md, "Conditional volume".
+    from two independent runs (Welch interval). Measured in docs/estimators.md, "Conditional volume".
     Keyword arguments go to `volume.estimators.rare_event.splitting` (every run)."""
     if method not in CONDITIONAL_METHODS:
         raise ValueError(f"method: one of {list(CONDITIONAL_METHODS)}, got {method!r}")
     kwargs.pop("stream", None)
-    given = splitting(score_d, arch, prior, seed=seed, stream=2, final_population=population or method == "continued",
+    given = splitting(score_d, arch, prior, seed=seed, stream=CONDITIONAL_STREAMS["given"], final_population=population or method == "continued",
                       **kwargs)
     if method == "continued":
         _require_given(given.estimate)
-        inside = splitting(score_c, arch, prior, seed=seed, stream=3, start=given, within=score_d, **kwargs)
+        inside = splitting(score_c, arch, prior, seed=seed, stream=CONDITIONAL_STREAMS["inside"], start=given, within=score_d, **kwargs)
         estimate, joint = continued(given, inside)
     else:
-        joint_run = splitting(min_score(score_c, score_d), arch, prior, seed=seed, stream=1, **kwargs)
+        joint_run = splitting(min_score(score_c, score_d), arch, prior, seed=seed, stream=CONDITIONAL_STREAMS["joint"], **kwargs)
         estimate, joint = combine(joint_run, given), joint_run.estimate
     pop, fraction = None, None
     if population and given.theta is not None:

@@ -37,6 +37,7 @@ from volume.estimators.rare_event import monte_carlo_score
 from volume.estimators.scores import Score, max_score, min_score, target_margin_score
 from volume.nets import MLP, Architecture, Composite
 from volume.priors import Prior
+from volume.rng import XOR_CASE_STREAM
 
 GRID = 200_001
 
@@ -148,7 +149,7 @@ class ScoredCase:
 def measure_xor_factor(n_samples: int, seed: int) -> Estimate:
     """Plain Monte Carlo of one copy's log p (the stored constant's source)."""
     arch = MLP([2, 2, 1])
-    return monte_carlo_score(target_margin_score(arch, XOR_X, XOR), arch, Prior(), n_samples, seed, stream=7,
+    return monte_carlo_score(target_margin_score(arch, XOR_X, XOR), arch, Prior(), n_samples, seed, stream=XOR_CASE_STREAM,
                              batch=1 << 18, progress=False)
 
 

@@ -15,7 +15,7 @@ Which coordinates move (`moves`): "global" moves all at once with one step size 
 once, so on a class that is a product of k pieces (k sub-networks side by side) its
 acceptance is a product of k and its step shrinks with k; single-coordinate moves keep
 large steps, and are what let chains cross between the pieces of a non-convex level set
-(measured in README.md, "Rare event: non-convex classes").
+(measured in docs/estimators.md, "Non-convex classes").
 When the score has an atom at the first level (e.g. the normalized margin is exactly -1
 on many networks), too few chains lie strictly above it; the run then draws more exact
 prior samples until N lie above, instead of keeping a handful of survivors.
@@ -25,7 +25,7 @@ unbiased for E[log P(level | previous level)] at quantile levels, so each run's 
 (nearly) unbiased in log space and the mean over runs is the estimate. The 95% interval
 is a Student-t interval over the R independent runs: it includes whatever extra variance
 MCMC correlation adds. Why splitting and not one-at-a-time nested sampling, and why
-keep = 0.5: see README.md, "Rare event: subset simulation" (measured by benchmarks/bench_estimators.py).
+keep = 0.5: see docs/estimators.md, "Rare event: subset simulation" (measured by benchmarks/bench_estimators.py).
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ from volume.estimators.monte_carlo import LEVEL, monte_carlo_estimate
 from volume.estimators.scores import Score
 from volume.nets import Architecture
 from volume.priors import Prior
+from volume.rng import torch_generator
 
 TARGET_ACCEPT = 0.25
 STUCK = 0.01  # mean acceptance below which the chains are declared stuck (warning)
@@ -67,11 +68,6 @@ class SplittingResult:
     run_ids: np.ndarray | None = None  # [M] independent run of each final sample
     ancestors: np.ndarray | None = None  # [M] initial chain each final sample descends from
     diagnostics: dict = field(default_factory=dict)  # spread vs ideal, ancestors, why unreliable
-
-
-def _generator(seed: int, stream: int) -> torch.Generator:
-    state = np.random.SeedSequence([int(seed), int(stream), 0x5EB5]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def _fold(z: torch.Tensor, half: float) -> torch.Tensor:
@@ -175,7 +171,7 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, se
     R, N = n_runs, n_particles
     n_kill = N - round(keep * N)
     std = torch.from_numpy(prior.std(arch))
-    gen = _generator(seed, stream)
+    gen = torch_generator(seed, stream)
     if start is None:
         z = prior.sample(arch, R * N, seed, stream=stream, dtype=torch.float64) / std
     else:
