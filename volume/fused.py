@@ -24,7 +24,7 @@ from volume.rng import EDGES, HEIGHTS, TAIL_START, fill_row, seed_key
 from volume.tasks import Task
 
 BLOCK = 16  # networks per parallel work item: buffers are allocated once per block
-_ACTIVATIONS = ("identity", "relu", "tanh", "sign")
+ACTIVATIONS = ("identity", "relu", "tanh", "sign")  # kernel codes 0..3
 # Each sgemm must run on the calling thread: its rounding then depends on the shapes alone,
 # and the kernel's own threads are not oversubscribed.
 _BLAS = ThreadpoolController()
@@ -35,8 +35,26 @@ def supports(arch: Architecture) -> bool:
     return isinstance(arch, MLP)
 
 
+def one_blas_thread():
+    """Context: every sgemm runs on the calling thread (see _BLAS)."""
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def weight_starts(arch: MLP) -> np.ndarray:
+    """Offset in theta of each layer's weight block W_l, int64 [L]."""
+    return np.array([arch.slice(f"W{k}").start for k in range(arch.n_layers)], dtype=np.int64)
+
+
+def kernel_inputs(arch: MLP, x) -> np.ndarray:
+    """x as the kernels take it: float32 [N, n_in], with a column of ones when the net has biases."""
+    x = np.asarray(x, dtype=np.float32)
+    if arch.bias:
+        x = np.concatenate([x, np.ones((x.shape[0], 1), np.float32)], 1)
+    return np.ascontiguousarray(x)
+
+
 @nb.njit(cache=True)
-def _activate(z, h, activation, ones):
+def activate(z, h, activation, ones):
     # h[:, :fan_out] = activation(z) (0 identity, 1 relu, 2 tanh, 3 sign); h[:, fan_out] = 1 if ones.
     # One loop nest per activation: a branch inside the nest costs a third of the whole run.
     n, m = z.shape
@@ -64,23 +82,31 @@ def _activate(z, h, activation, ones):
 
 
 @nb.njit(cache=True)
-def _network_key(words, outputs, keep, theta, x, z_buf, h_buf, widths, w_starts, bias, activation, output):
-    # One network (parameters theta) on x[N, n_in (+1 column of ones with biases)]: its packed key
-    # into words, and (if keep) its outputs into `outputs`.
+def forward_layers(h, theta, z_buf, h_buf, widths, w_starts, bias, activation, first):
+    # Layers first .. L-1 of one network (parameters theta) on h[N, widths[first] (+1 column of
+    # ones with biases)]; returns the output pre-activations z[N, n_out], a view of z_buf.
     # With biases, layer l's block W_l [fan_in, fan_out] is followed in theta by b_l [fan_out],
     # so [h, 1] @ theta[W_l, b_l] is h @ W_l + b_l in a single sgemm.
-    n_inputs = x.shape[0]
+    n_inputs = h.shape[0]
     n_layers = widths.shape[0] - 1
     extra = 1 if bias else 0
-    h = x
-    for layer in range(n_layers):
+    z = z_buf[: n_inputs * widths[n_layers]].reshape((n_inputs, widths[n_layers]))
+    for layer in range(first, n_layers):
         fan_in, fan_out = widths[layer] + extra, widths[layer + 1]
         w = theta[w_starts[layer] : w_starts[layer] + fan_in * fan_out].reshape((fan_in, fan_out))
         z = z_buf[: n_inputs * fan_out].reshape((n_inputs, fan_out))
         np.dot(h, w, z)
         if layer < n_layers - 1:
             h = h_buf[layer % 2, : n_inputs * (fan_out + extra)].reshape((n_inputs, fan_out + extra))
-            _activate(z, h, activation, bias)
+            activate(z, h, activation, bias)
+    return z
+
+
+@nb.njit(cache=True)
+def _network_key(words, outputs, keep, theta, x, z_buf, h_buf, widths, w_starts, bias, activation, output):
+    # One network on x[N, n_in (+1)]: its packed key into words, and (if keep) its outputs.
+    z = forward_layers(x, theta, z_buf, h_buf, widths, w_starts, bias, activation, 0)
+    n_inputs = x.shape[0]
     if keep:
         outputs[:] = z[:, output]
     words[:] = 0
@@ -132,13 +158,10 @@ def _run(arch, prior, task, seed, first, n, output, stream, keep_outputs):
     outputs = np.empty((n if keep_outputs else 1, n_inputs), dtype=np.float32)  # row 0 unused if not kept
     if n == 0:
         return keys, outputs[:0]
-    w_starts = np.array([arch.slice(f"W{k}").start for k in range(arch.n_layers)], dtype=np.int64)
-    x = task.x.numpy().astype(np.float32)
-    if arch.bias:
-        x = np.concatenate([x, np.ones((n_inputs, 1), np.float32)], 1)
-    with _BLAS.limit(limits=1, user_api="blas"):
+    w_starts, x = weight_starts(arch), kernel_inputs(arch, task.x)
+    with one_blas_thread():
         _mlp_keys(keys, outputs, keep_outputs, seed_key(seed, stream), np.int64(first),
-                  np.ascontiguousarray(prior.std(arch)), prior.distribution == "normal", EDGES, HEIGHTS, TAIL_START, np.ascontiguousarray(x),
-                  np.array(arch.widths, dtype=np.int64), w_starts, arch.bias, _ACTIVATIONS.index(arch.activation),
+                  np.ascontiguousarray(prior.std(arch)), prior.distribution == "normal", EDGES, HEIGHTS, TAIL_START, x,
+                  np.array(arch.widths, dtype=np.int64), w_starts, arch.bias, ACTIVATIONS.index(arch.activation),
                   np.int64(output))
     return keys, outputs
