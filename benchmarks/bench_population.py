@@ -10,6 +10,7 @@ import numba
 import torch
 
 from volume.functions import FunctionTable, output_keys
+from volume.margins import flops_per_network
 from volume.nets import MLP
 from volume.population import CHUNK, batch_keys, torch_keys
 from volume.priors import Prior
@@ -82,7 +83,7 @@ def matmul_flops() -> float:
 def main(quick: bool = False) -> None:
     n = 2**16 if quick else 2**20
     arch = MLP(WIDTHS)
-    flops_per_net = 2 * 128 * sum(a * b for a, b in zip(WIDTHS[:-1], WIDTHS[1:]))
+    flops_per_net = flops_per_network(arch, 128)
     print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus (other work slows every number)")
     fused, distinct = batched_rate(n)

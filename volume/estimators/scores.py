@@ -53,17 +53,23 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
     signs = target_signs(target, x.shape[0])
     if fused.supports(arch) and x.device.type == "cpu":
         return MarginScorer(arch, x, signs.numpy() > 0, output, margin)
+    return torch_margin_score(arch, x, signs, output, margin)
+
+
+def torch_margin_score(arch: Architecture, x: torch.Tensor, signs: torch.Tensor, output: int = 0,
+                       margin: float = 0.0) -> Score:
+    """target_margin_score through arch.forward, ROWS networks per call (any architecture,
+    any device). The extremes are taken in float32 (exact) and only they go to float64."""
     x = x.to(torch.float32)
+    signs = signs.to(x.device)
 
     def score(theta: torch.Tensor) -> torch.Tensor:
         out = torch.empty(theta.shape[0], dtype=torch.float64)
         with torch.inference_mode():
             for start in range(0, theta.shape[0], ROWS):
-                rows = theta[start : start + ROWS].to(torch.float32)
-                y = arch.forward(rows, x)[..., output]
-                y = y.to(torch.float64)
-                scale = y.abs().amax(1) + margin + TINY
-                out[start : start + ROWS] = ((y * signs).amin(1) - margin) / scale
+                y = arch.forward(theta[start : start + ROWS].to(x.device, torch.float32), x)[..., output]
+                lowest, scale = (y * signs).amin(1).double(), y.abs().amax(1).double()
+                out[start : start + ROWS] = ((lowest - margin) / (scale + margin + TINY)).cpu()
         return out
 
     return score
