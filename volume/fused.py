@@ -15,6 +15,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that numba's np.dot calls)
+import torch
 from threadpoolctl import ThreadpoolController
 
 from volume.functions import n_words
@@ -82,20 +83,24 @@ def activate(z, h, activation, ones):
 
 
 @nb.njit(cache=True)
-def forward_layers(h, theta, z_buf, h_buf, widths, w_starts, bias, activation, first):
-    # Layers first .. L-1 of one network (parameters theta) on h[N, widths[first] (+1 column of
+def forward_layers(h, theta, z_buf, h_buf, widths, w_starts, bias, activation, pre, keep):
+    # Every layer of one network (parameters theta) on h[N, widths[0] (+1 column of
     # ones with biases)]; returns the output pre-activations z[N, n_out], a view of z_buf.
+    # If keep, every layer's pre-activations also go to pre[N, sum(widths[1:])], side by side.
     # With biases, layer l's block W_l [fan_in, fan_out] is followed in theta by b_l [fan_out],
     # so [h, 1] @ theta[W_l, b_l] is h @ W_l + b_l in a single sgemm.
     n_inputs = h.shape[0]
     n_layers = widths.shape[0] - 1
     extra = 1 if bias else 0
-    z = z_buf[: n_inputs * widths[n_layers]].reshape((n_inputs, widths[n_layers]))
-    for layer in range(first, n_layers):
+    column = 0
+    for layer in range(n_layers):
         fan_in, fan_out = widths[layer] + extra, widths[layer + 1]
         w = theta[w_starts[layer] : w_starts[layer] + fan_in * fan_out].reshape((fan_in, fan_out))
         z = z_buf[: n_inputs * fan_out].reshape((n_inputs, fan_out))
         np.dot(h, w, z)
+        if keep:
+            pre[:, column : column + fan_out] = z
+            column += fan_out
         if layer < n_layers - 1:
             h = h_buf[layer % 2, : n_inputs * (fan_out + extra)].reshape((n_inputs, fan_out + extra))
             activate(z, h, activation, bias)
@@ -105,7 +110,7 @@ def forward_layers(h, theta, z_buf, h_buf, widths, w_starts, bias, activation, f
 @nb.njit(cache=True)
 def _network_key(words, outputs, keep, theta, x, z_buf, h_buf, widths, w_starts, bias, activation, output):
     # One network on x[N, n_in (+1)]: its packed key into words, and (if keep) its outputs.
-    z = forward_layers(x, theta, z_buf, h_buf, widths, w_starts, bias, activation, 0)
+    z = forward_layers(x, theta, z_buf, h_buf, widths, w_starts, bias, activation, z_buf[:0].reshape((0, 0)), False)
     n_inputs = x.shape[0]
     if keep:
         outputs[:] = z[:, output]
@@ -144,6 +149,30 @@ def mlp_outputs(arch: MLP, prior: Prior, task: Task, seed: int, first: int, n: i
                 stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """mlp_keys and the outputs float32 [n, N] they come from."""
     return _run(arch, prior, task, seed, first, n, output, stream, True)
+
+
+@nb.njit(parallel=True, cache=True)
+def _preactivations(theta, x, widths, w_starts, bias, activation, pre):
+    max_width = widths[1:].max() + 1
+    for block in nb.prange((theta.shape[0] + BLOCK - 1) // BLOCK):
+        z_buf = np.empty(x.shape[0] * max_width, np.float32)
+        h_buf = np.empty((2, x.shape[0] * max_width), np.float32)
+        for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
+            forward_layers(x, theta[j], z_buf, h_buf, widths, w_starts, bias, activation, pre[j], True)
+
+
+def mlp_preactivations(arch: MLP, theta: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+    """MLP.preactivations (every layer's pre-activations, each float32 [B, N, width]) through
+    the per-network kernel: one sgemm a layer, so a network's values do not depend on the
+    batch; against the torch forward only the rounding differs."""
+    theta32 = np.ascontiguousarray(theta.detach().cpu().numpy(), dtype=np.float32)
+    pre = np.empty((theta32.shape[0], x.shape[0], sum(arch.widths[1:])), np.float32)
+    if len(pre):
+        with one_blas_thread():
+            _preactivations(theta32, kernel_inputs(arch, x), np.array(arch.widths, dtype=np.int64),
+                            weight_starts(arch), arch.bias, ACTIVATIONS.index(arch.activation), pre)
+    bounds = np.cumsum([0, *arch.widths[1:]])
+    return [torch.from_numpy(pre[:, :, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _run(arch, prior, task, seed, first, n, output, stream, keep_outputs):

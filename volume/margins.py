@@ -1,21 +1,26 @@
 """Target-margin scores of an MLP population on a shared input set, in one numba kernel.
 
 The score of network b is (min_i sign_i y_i - margin) / (max_i |y_i| + margin + TINY), y its
-output on input i (see `volume.estimators.scores.target_margin_score`). The kernel never
-materialises outputs[B, N] nor any float64 copy of them:
+output on input i (see `volume.estimators.scores.target_margin_score`). Nothing of size
+[B, N] is materialised, and nothing is copied to float64 but the four extremes per network.
 
-- Blocks of BLOCK networks go to one thread each. Because x is shared, the first layer of a
-  whole block is one sgemm, x[N, n_in + 1] @ [W_0 b_0 of every network in the block].
-- Later layers run per network, one sgemm each (`fused.forward_layers`).
-- The inputs are reordered so that the target's true inputs come first; the min and max of
-  y over each part then give both min_i sign_i y_i and max_i |y_i| (both are invariant
-  to the order of the inputs), so no signs are multiplied in.
-- Rows are processed in tiles that keep the block's first-layer output in L2.
+- Work items are blocks of BLOCK networks; within one, each network is computed alone.
+- A perceptron runs input-major: its output on a tile of TILE inputs is one vectorised pass
+  per input coordinate (inputs stored transposed, [coordinate, input]), kept in L1.
+- A deeper MLP runs `fused.forward_layers`: one sgemm per layer, as the key kernel does.
+- The inputs are reordered so that the target's true inputs come first: then the min and max
+  of y over each part give min_i sign_i y_i and max_i |y_i| (both blind to input order),
+  with no signs multiplied in. The extremes use integer order keys (they vectorise).
 
-Forward in float32 (as the torch score already was); the extremes are exact float32 values and
-the division is done in float64. Against the torch forward only the sgemm rounding differs.
-A network's score does not depend on the thread count; tests check that it does not depend
-on which other networks share its block either.
+Why not the first layer of a whole block as one GEMM over the shared inputs: measured,
+OpenBLAS rounds a column differently depending on where it falls in its register tiles, so a
+network's score would depend on which networks share its batch. Here it depends on its
+parameters only (tests/test_margins.py), whatever the batch, order or thread count.
+
+Forward in float32, as the torch score it replaces. Perceptron scores match that torch
+score bit for bit on the tests' cases; deeper MLPs within float32 rounding (about 1e-6
+relative), which moves a continuous score's level sets by as much: immaterial to
+rare-event splitting, whose levels are continuous quantiles.
 """
 from __future__ import annotations
 
@@ -88,19 +93,23 @@ def _linear(x_t, w, y):
 @nb.njit(parallel=True, cache=True)
 def _perceptron_scores(theta, x_tiles, n_inputs, n_pos, n_out, output, margin, out):
     # A perceptron: theta[:, :fan_in * n_out] is [W; b], x_tiles[t] the inputs (and a row of
-    # ones) of tile t, transposed, [fan_in, TILE], zero past n_inputs.
+    # ones) of tile t, transposed, [fan_in, TILE], zero past n_inputs. Tiles outer, networks
+    # inner: each tile is read from memory once per block, not once per network.
     n_tiles, fan_in, tile = x_tiles.shape
     for block in nb.prange((theta.shape[0] + BLOCK - 1) // BLOCK):
-        w, y = np.empty(fan_in, np.float32), np.empty(tile, np.float32)
-        ext = np.empty(4, np.int64)
-        for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
+        first, n_nets = block * BLOCK, min(BLOCK, theta.shape[0] - block * BLOCK)
+        w, y = np.empty((n_nets, fan_in), np.float32), np.empty(tile, np.float32)
+        ext = np.empty((n_nets, 4), np.int64)
+        ext[:, 0::2], ext[:, 1::2] = INF_KEY, NEG_INF_KEY
+        for j in range(n_nets):
             for k in range(fan_in):
-                w[k] = theta[j, k * n_out + output]
-            ext[0::2], ext[1::2] = INF_KEY, NEG_INF_KEY
-            for t in range(n_tiles):
-                _linear(x_tiles[t], w, y)
-                _reduce(y, min(tile, n_inputs - t * tile), n_pos - t * tile, ext)
-            out[j] = _score(ext, margin)
+                w[j, k] = theta[first + j, k * n_out + output]
+        for t in range(n_tiles):
+            for j in range(n_nets):
+                _linear(x_tiles[t], w[j], y)
+                _reduce(y, min(tile, n_inputs - t * tile), n_pos - t * tile, ext[j])
+        for j in range(n_nets):
+            out[first + j] = _score(ext[j], margin)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -114,7 +123,8 @@ def _mlp_scores(theta, x, n_pos, widths, w_starts, bias, activation, output, mar
         y = np.empty(n_inputs, np.float32)
         ext = np.empty(4, np.int64)
         for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
-            y[:] = fused.forward_layers(x, theta[j], z_buf, h_buf, widths, w_starts, bias, activation, 0)[:, output]
+            y[:] = fused.forward_layers(x, theta[j], z_buf, h_buf, widths, w_starts, bias, activation, y[:0].reshape((0, 0)),
+                                         False)[:, output]
             ext[0::2], ext[1::2] = INF_KEY, NEG_INF_KEY
             _reduce(y, n_inputs, n_pos, ext)
             out[j] = _score(ext, margin)
