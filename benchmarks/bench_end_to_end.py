@@ -26,8 +26,9 @@ def cli_run(n_samples: int) -> tuple[float, float]:
     for _ in range(REPEATS):
         with tempfile.TemporaryDirectory() as run_dir:
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "volume", f"hydra.run.dir={run_dir}", f"n_samples={n_samples}",
-                            "progress=false"], check=True, capture_output=True, env={**os.environ, "WANDB_MODE": "disabled"})
+            command = [sys.executable, "-m", "volume", f"hydra.run.dir={run_dir}", f"n_samples={n_samples}",
+                       "progress=false"]
+            subprocess.run(command, check=True, capture_output=True, env={**os.environ, "WANDB_MODE": "disabled"})
             wall = time.perf_counter() - start
             counting = json.loads((Path(run_dir) / "results.json").read_text())["summary"]["seconds"]
         best = min(best, (wall, counting))

@@ -105,6 +105,7 @@ def main(quick: bool = False) -> None:
           f"{'GFLOP/s':>8s} {'of peak':>8s} {'per core':>9s} {'of core':>8s}")
     for label, widths, n, batch in CASES[:1] + CASES[2:3] if quick else CASES:
         r = measure(widths, n, batch, quick)
-        print(f"{label:40s} {r['kernel']:10,.0f} {r['torch']:9,.0f} {r['naive']:8,.0f} {r['kernel'] / r['torch']:7.1f}x "
+        print(f"{label:40s} {r['kernel']:10,.0f} {r['torch']:9,.0f} {r['naive']:8,.0f} "
+              f"{r['kernel'] / r['torch']:7.1f}x "
               f"{r['kernel'] / r['naive']:7.1f}x {r['gflops']:8.1f} {100 * r['gflops'] / peak:7.0f}% "
               f"{r['core_gflops']:9.1f} {100 * r['core_gflops'] / core_peak:7.0f}%", flush=True)

@@ -121,10 +121,11 @@ def _mlp_scores(theta, x, n_pos, widths, w_starts, bias, activation, output, mar
         z_buf = np.empty(n_inputs * max_width, np.float32)
         h_buf = np.empty((2, n_inputs * max_width), np.float32)
         y = np.empty(n_inputs, np.float32)
+        no_pre = np.empty((0, 0), np.float32)  # pre-activations are not kept
         ext = np.empty(4, np.int64)
         for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
-            y[:] = fused.forward_layers(x, theta[j], z_buf, h_buf, widths, w_starts, bias, activation, y[:0].reshape((0, 0)),
-                                         False)[:, output]
+            z = fused.forward_layers(x, theta[j], z_buf, h_buf, widths, w_starts, bias, activation, no_pre, False)
+            y[:] = z[:, output]
             ext[0::2], ext[1::2] = INF_KEY, NEG_INF_KEY
             _reduce(y, n_inputs, n_pos, ext)
             out[j] = _score(ext, margin)
