@@ -10,6 +10,7 @@ import numba
 import torch
 
 from volume.functions import FunctionTable, output_keys
+from volume.margins import flops_per_network
 from volume.nets import MLP
 from volume.population import CHUNK, batch_keys, torch_keys
 from volume.priors import Prior
@@ -33,16 +34,17 @@ def batched_rate(n_samples: int, keys_fn=batch_keys, clock=time.perf_counter) ->
 
 
 def one_core_rates(n_samples: int) -> dict[str, float]:
-    """Networks per CPU-second of the calling thread, everything on 1 thread: robust to other
-    processes sharing the machine (wall-clock rates are not). The kernel is embarrassingly
+    """Networks per CPU-second of this process, everything on 1 thread: robust to other
+    processes sharing the machine (wall-clock rates are not). Process, not thread, CPU time:
+    numba's workqueue layer runs kernels on a worker thread. The kernel is embarrassingly
     parallel, so an idle k-core machine gives about k times these."""
     threads = numba.get_num_threads(), torch.get_num_threads()
     numba.set_num_threads(1)
     torch.set_num_threads(1)
     try:
-        rates = {"fused": batched_rate(n_samples, batch_keys, time.thread_time)[0],
-                 "torch-batched": batched_rate(n_samples // 2, torch_keys, time.thread_time)[0],
-                 "naive": naive_rate(n_samples // 50, time.thread_time)}
+        rates = {"fused": batched_rate(n_samples, batch_keys, time.process_time)[0],
+                 "torch-batched": batched_rate(n_samples // 2, torch_keys, time.process_time)[0],
+                 "naive": naive_rate(n_samples // 50, time.process_time)}
     finally:
         numba.set_num_threads(threads[0])
         torch.set_num_threads(threads[1])
@@ -82,7 +84,7 @@ def matmul_flops() -> float:
 def main(quick: bool = False) -> None:
     n = 2**16 if quick else 2**20
     arch = MLP(WIDTHS)
-    flops_per_net = 2 * 128 * sum(a * b for a, b in zip(WIDTHS[:-1], WIDTHS[1:]))
+    flops_per_net = flops_per_network(arch, 128)
     print(f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus (other work slows every number)")
     fused, distinct = batched_rate(n)
@@ -98,7 +100,7 @@ def main(quick: bool = False) -> None:
           f"{fused / batched:.2f}x")
     print(f"matmul FLOP rate (2048^2 sgemm):  {peak / 1e9:.1f} GFLOP/s; the fused run reaches "
           f"{fused * flops_per_net / 1e9:.1f} GFLOP/s = {100 * fused * flops_per_net / peak:.0f}% of it")
-    print("per core (CPU time of one thread, all on 1 thread): " + ", ".join(
+    print("per core (process CPU time, all on 1 thread): " + ", ".join(
         f"{name} {rate:,.0f}/s" for name, rate in per_core.items()) +
         f"; fused / naive {per_core['fused'] / per_core['naive']:.1f}x, fused / torch-batched "
         f"{per_core['fused'] / per_core['torch-batched']:.2f}x; an idle {os.cpu_count()}-core machine: "

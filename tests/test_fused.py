@@ -102,3 +102,22 @@ def test_dispatch_and_bad_input():
         fused.mlp_keys(MLP([5, 3, 1]), Prior(), task, 0, 0, 10)
     assert fused.mlp_keys(MLP([4, 3, 1]), Prior(), task, 0, 0, 0).shape == (0, 1)
     assert batch_keys(MLP([4, 3, 1]), Prior(), task, 0, range(2, 3), CHUNK).shape == (0, 1)
+
+
+@pytest.mark.parametrize("widths, activation, bias", [([7, 40, 40, 1], "relu", True), ([5, 6, 3, 2], "tanh", False),
+                                                      ([4, 3, 1], "sign", True)])
+def test_preactivations_match_the_torch_forward_and_depend_on_the_network_only(widths, activation, bias):
+    arch = MLP(widths, activation, bias)
+    task = boolean_task(widths[0], "pm1")
+    theta = Prior().sample(arch, fused.BLOCK + 3, 5, dtype=torch.float64)  # not a multiple of BLOCK
+    got = fused.mlp_preactivations(arch, theta, task.x)
+    with torch.inference_mode():
+        want = arch.preactivations(theta.float(), task.x)
+    assert [g.shape for g in got] == [w.shape for w in want]
+    for g, w in zip(got, want):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+    alone = [fused.mlp_preactivations(arch, theta[i : i + 1], task.x) for i in range(len(theta))]
+    for layer, g in enumerate(got):
+        assert torch.equal(g, torch.cat([a[layer] for a in alone]))
+    assert [p.shape[0] for p in fused.mlp_preactivations(arch, theta[:0], task.x)] == [0] * arch.n_layers

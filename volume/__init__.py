@@ -20,3 +20,12 @@ if "NUMBA_CACHE_DIR" not in os.environ:
     os.environ["NUMBA_CACHE_DIR"] = numba_cache_dir()
     if "numba" in sys.modules:  # imported first (e.g. by a caller): make it re-read the environment
         sys.modules["numba"].core.config.reload_config()
+
+import numba  # noqa: E402  (after NUMBA_CACHE_DIR is set)
+
+# numba's OpenMP threading layer leaves its workers spinning after every parallel kernel; on a
+# shared machine they starve the calling thread's torch work between kernels (measured: small
+# torch ops 25x slower, the rare-event CLI 28.6 s -> 10.0 s). The workqueue layer's idle
+# threads sleep. NUMBA_THREADING_LAYER still overrides this.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"

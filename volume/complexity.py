@@ -15,7 +15,7 @@ import math
 import numba as nb
 import numpy as np
 
-from volume.functions import unpack_bits
+from volume.functions import pack_bits, unpack_bits
 
 
 @nb.njit(cache=True)
@@ -60,7 +60,7 @@ def _lz_many(bits, out):
         if constant:
             out[r] = scale
         else:
-            out[r] = scale * 0.5 * (lz76_words(row) + lz76_words(row[::-1].copy()))
+            out[r] = scale * 0.5 * (lz76_words(row) + lz76_words(row[::-1]))  # a reversed view, no copy
 
 
 def lz_complexity(bits: np.ndarray) -> np.ndarray:
@@ -74,23 +74,40 @@ def lz_complexity(bits: np.ndarray) -> np.ndarray:
 def average_sensitivity(bits: np.ndarray) -> np.ndarray:
     """Average sensitivity of each truth table bits[D, 2^n] (input i has x_j = bit j-1 of i)."""
     n_inputs = bits.shape[1]
-    n = int(round(math.log2(n_inputs)))
-    if 2**n != n_inputs:
+    if 2 ** int(round(math.log2(n_inputs))) != n_inputs:
         raise ValueError("average sensitivity needs a full Boolean cube (N = 2^n inputs)")
-    index = np.arange(n_inputs)
-    flips = np.zeros(bits.shape[0], np.int64)
+    return key_sensitivity(pack_bits(bits), n_inputs)
+
+
+# Within a 64-bit word, flipping input bit j (j < 6) swaps blocks of 2^j bits: the mask
+# selects the lower block of each pair.
+_SWAP_MASKS = tuple(np.uint64(m) for m in (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F,
+                                           0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 0x00000000FFFFFFFF))
+
+
+def key_sensitivity(keys: np.ndarray, n_inputs: int) -> np.ndarray:
+    """Average sensitivity straight from packed keys uint64 [D, W] on the cube of N = 2^n
+    inputs: sum over j of popcount(key XOR key with input bit j flipped), over N. Equal to
+    counting, per input, the one-bit flips that change the output (each pair twice)."""
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    n = int(round(math.log2(n_inputs)))
+    flips = np.zeros(keys.shape[0], np.int64)
+    words = np.arange(keys.shape[1])
     for j in range(n):
-        flips += (bits != bits[:, index ^ (1 << j)]).sum(1)
+        if j < 6:
+            shift, mask = np.uint64(1 << j), _SWAP_MASKS[j]
+            flipped = ((keys >> shift) & mask) | ((keys & mask) << shift)
+        else:
+            flipped = keys[:, words ^ (1 << (j - 6))]
+        flips += np.bitwise_count(keys ^ flipped).sum(1, dtype=np.int64)
     return flips / n_inputs
 
 
 def complexity_table(keys: np.ndarray, n_inputs: int, boolean_cube: bool, chunk: int = 65536) -> dict[str, np.ndarray]:
-    """lz, ones and (on the cube) sensitivity for every key, in chunks to bound memory."""
-    lz, ones, sens = [], [], []
-    for start in range(0, keys.shape[0], chunk):
-        bits = unpack_bits(keys[start : start + chunk], n_inputs)
-        lz.append(lz_complexity(bits))
-        ones.append(bits.sum(1))
-        sens.append(average_sensitivity(bits) if boolean_cube else np.full(bits.shape[0], np.nan))
-    cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
-    return {"lz": cat(lz, np.float64), "ones": cat(ones, np.int64), "sensitivity": cat(sens, np.float64)}
+    """lz, ones and (on the cube) sensitivity for every key; ones and sensitivity straight
+    from the packed keys, LZ from the bits unpacked in chunks to bound memory."""
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    lz = [lz_complexity(unpack_bits(keys[start : start + chunk], n_inputs)) for start in range(0, len(keys), chunk)]
+    return {"lz": np.concatenate(lz) if lz else np.zeros(0, np.float64),
+            "ones": np.bitwise_count(keys).sum(1, dtype=np.int64),
+            "sensitivity": key_sensitivity(keys, n_inputs) if boolean_cube else np.full(len(keys), np.nan)}

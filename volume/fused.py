@@ -15,6 +15,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that numba's np.dot calls)
+import torch
 from threadpoolctl import ThreadpoolController
 
 from volume.functions import n_words
@@ -24,7 +25,7 @@ from volume.rng import EDGES, HEIGHTS, TAIL_START, fill_row, seed_key
 from volume.tasks import Task
 
 BLOCK = 16  # networks per parallel work item: buffers are allocated once per block
-_ACTIVATIONS = ("identity", "relu", "tanh", "sign")
+ACTIVATIONS = ("identity", "relu", "tanh", "sign")  # kernel codes 0..3
 # Each sgemm must run on the calling thread: its rounding then depends on the shapes alone,
 # and the kernel's own threads are not oversubscribed.
 _BLAS = ThreadpoolController()
@@ -35,8 +36,26 @@ def supports(arch: Architecture) -> bool:
     return isinstance(arch, MLP)
 
 
+def one_blas_thread():
+    """Context: every sgemm runs on the calling thread (see _BLAS)."""
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def weight_starts(arch: MLP) -> np.ndarray:
+    """Offset in theta of each layer's weight block W_l, int64 [L]."""
+    return np.array([arch.slice(f"W{k}").start for k in range(arch.n_layers)], dtype=np.int64)
+
+
+def kernel_inputs(arch: MLP, x) -> np.ndarray:
+    """x as the kernels take it: float32 [N, n_in], with a column of ones when the net has biases."""
+    x = np.asarray(x, dtype=np.float32)
+    if arch.bias:
+        x = np.concatenate([x, np.ones((x.shape[0], 1), np.float32)], 1)
+    return np.ascontiguousarray(x)
+
+
 @nb.njit(cache=True)
-def _activate(z, h, activation, ones):
+def activate(z, h, activation, ones):
     # h[:, :fan_out] = activation(z) (0 identity, 1 relu, 2 tanh, 3 sign); h[:, fan_out] = 1 if ones.
     # One loop nest per activation: a branch inside the nest costs a third of the whole run.
     n, m = z.shape
@@ -64,23 +83,35 @@ def _activate(z, h, activation, ones):
 
 
 @nb.njit(cache=True)
-def _network_key(words, outputs, keep, theta, x, z_buf, h_buf, widths, w_starts, bias, activation, output):
-    # One network (parameters theta) on x[N, n_in (+1 column of ones with biases)]: its packed key
-    # into words, and (if keep) its outputs into `outputs`.
+def forward_layers(h, theta, z_buf, h_buf, widths, w_starts, bias, activation, pre, keep):
+    # Every layer of one network (parameters theta) on h[N, widths[0] (+1 column of
+    # ones with biases)]; returns the output pre-activations z[N, n_out], a view of z_buf.
+    # If keep, every layer's pre-activations also go to pre[N, sum(widths[1:])], side by side.
     # With biases, layer l's block W_l [fan_in, fan_out] is followed in theta by b_l [fan_out],
     # so [h, 1] @ theta[W_l, b_l] is h @ W_l + b_l in a single sgemm.
-    n_inputs = x.shape[0]
+    n_inputs = h.shape[0]
     n_layers = widths.shape[0] - 1
     extra = 1 if bias else 0
-    h = x
+    column = 0
     for layer in range(n_layers):
         fan_in, fan_out = widths[layer] + extra, widths[layer + 1]
         w = theta[w_starts[layer] : w_starts[layer] + fan_in * fan_out].reshape((fan_in, fan_out))
         z = z_buf[: n_inputs * fan_out].reshape((n_inputs, fan_out))
         np.dot(h, w, z)
+        if keep:
+            pre[:, column : column + fan_out] = z
+            column += fan_out
         if layer < n_layers - 1:
             h = h_buf[layer % 2, : n_inputs * (fan_out + extra)].reshape((n_inputs, fan_out + extra))
-            _activate(z, h, activation, bias)
+            activate(z, h, activation, bias)
+    return z
+
+
+@nb.njit(cache=True)
+def _network_key(words, outputs, keep, theta, x, z_buf, h_buf, widths, w_starts, bias, activation, output):
+    # One network on x[N, n_in (+1)]: its packed key into words, and (if keep) its outputs.
+    z = forward_layers(x, theta, z_buf, h_buf, widths, w_starts, bias, activation, z_buf[:0].reshape((0, 0)), False)
+    n_inputs = x.shape[0]
     if keep:
         outputs[:] = z[:, output]
     words[:] = 0
@@ -120,6 +151,30 @@ def mlp_outputs(arch: MLP, prior: Prior, task: Task, seed: int, first: int, n: i
     return _run(arch, prior, task, seed, first, n, output, stream, True)
 
 
+@nb.njit(parallel=True, cache=True)
+def _preactivations(theta, x, widths, w_starts, bias, activation, pre):
+    max_width = widths[1:].max() + 1
+    for block in nb.prange((theta.shape[0] + BLOCK - 1) // BLOCK):
+        z_buf = np.empty(x.shape[0] * max_width, np.float32)
+        h_buf = np.empty((2, x.shape[0] * max_width), np.float32)
+        for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
+            forward_layers(x, theta[j], z_buf, h_buf, widths, w_starts, bias, activation, pre[j], True)
+
+
+def mlp_preactivations(arch: MLP, theta: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+    """MLP.preactivations (every layer's pre-activations, each float32 [B, N, width]) through
+    the per-network kernel: one sgemm a layer, so a network's values do not depend on the
+    batch; against the torch forward only the rounding differs."""
+    theta32 = np.ascontiguousarray(theta.detach().cpu().numpy(), dtype=np.float32)
+    pre = np.empty((theta32.shape[0], x.shape[0], sum(arch.widths[1:])), np.float32)
+    if len(pre):
+        with one_blas_thread():
+            _preactivations(theta32, kernel_inputs(arch, x), np.array(arch.widths, dtype=np.int64),
+                            weight_starts(arch), arch.bias, ACTIVATIONS.index(arch.activation), pre)
+    bounds = np.cumsum([0, *arch.widths[1:]])
+    return [torch.from_numpy(pre[:, :, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def _run(arch, prior, task, seed, first, n, output, stream, keep_outputs):
     if not supports(arch):
         raise ValueError(f"the fused kernel covers MLPs only, got {arch.describe()}")
@@ -132,13 +187,10 @@ def _run(arch, prior, task, seed, first, n, output, stream, keep_outputs):
     outputs = np.empty((n if keep_outputs else 1, n_inputs), dtype=np.float32)  # row 0 unused if not kept
     if n == 0:
         return keys, outputs[:0]
-    w_starts = np.array([arch.slice(f"W{k}").start for k in range(arch.n_layers)], dtype=np.int64)
-    x = task.x.numpy().astype(np.float32)
-    if arch.bias:
-        x = np.concatenate([x, np.ones((n_inputs, 1), np.float32)], 1)
-    with _BLAS.limit(limits=1, user_api="blas"):
+    w_starts, x = weight_starts(arch), kernel_inputs(arch, task.x)
+    with one_blas_thread():
         _mlp_keys(keys, outputs, keep_outputs, seed_key(seed, stream), np.int64(first),
-                  np.ascontiguousarray(prior.std(arch)), prior.distribution == "normal", EDGES, HEIGHTS, TAIL_START, np.ascontiguousarray(x),
-                  np.array(arch.widths, dtype=np.int64), w_starts, arch.bias, _ACTIVATIONS.index(arch.activation),
+                  np.ascontiguousarray(prior.std(arch)), prior.distribution == "normal", EDGES, HEIGHTS, TAIL_START, x,
+                  np.array(arch.widths, dtype=np.int64), w_starts, arch.bias, ACTIVATIONS.index(arch.activation),
                   np.int64(output))
     return keys, outputs

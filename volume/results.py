@@ -5,6 +5,7 @@ target, so a killed run leaves the old file or the new one, never half of one.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -24,6 +25,7 @@ RESULTS = "results.json"
 CHECKPOINT = "checkpoint.npz"
 # Keys that change how a run goes but not what it computes: runs that differ only in these
 # give bit-identical results, so they may share (and resume in) one directory.
+FLOAT_FORMAT = "%.10g"  # floats in every CSV
 NON_IDENTITY_KEYS = ("resume", "batch_size", "logger", "progress", "threads", "checkpoint_seconds")
 
 
@@ -61,7 +63,46 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    atomic_write(path, lambda h: frame.to_csv(h, index=False, float_format="%.10g"))
+    """frame as CSV, byte for byte what `frame.to_csv(index=False, float_format=FLOAT_FORMAT)`
+    writes, but each distinct float formatted once and rows joined directly when no field
+    needs quoting: pandas took 2.6 s for the default run's 230k-row functions.csv."""
+    columns = [_csv_column(frame[name]) for name in frame.columns]
+    if any(c is None for c in columns):
+        atomic_write(path, lambda h: frame.to_csv(h, index=False, float_format=FLOAT_FORMAT))
+        return
+    header = [str(name) for name in frame.columns]
+    plain = len(header) > 1 and not any(_needs_quotes(c) for c in [header, *columns])
+
+    def write(handle) -> None:
+        if plain:
+            handle.write(os.linesep.join(map(",".join, [header, *zip(*columns)])) + os.linesep)
+        else:  # the csv module quotes as pandas does (QUOTE_MINIMAL)
+            out = csv.writer(handle, lineterminator=os.linesep)
+            out.writerow(header)
+            out.writerows(zip(*columns))
+
+    atomic_write(path, write)
+
+
+def _csv_column(column: pd.Series) -> list[str] | None:
+    """A column's CSV fields as pandas writes them (missing values as ""), or None for a dtype
+    left to pandas."""
+    values = column.to_numpy()
+    if values.dtype.kind == "f":  # distinct bit patterns (keeps -0.0 apart from 0.0), formatted once
+        bits = np.ascontiguousarray(values).view(f"i{values.dtype.itemsize}")
+        uniq, inverse = np.unique(bits, return_inverse=True)
+        text = ["" if v != v else FLOAT_FORMAT % v for v in uniq.view(values.dtype).tolist()]
+        return np.array(text, dtype=object)[inverse.ravel()].tolist()
+    if values.dtype.kind in "iub":
+        return [str(v) for v in values.tolist()]
+    if values.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return np.where(pd.isna(values), "", values).tolist()
+    return None
+
+
+def _needs_quotes(fields: list[str]) -> bool:
+    text = "".join(fields)
+    return any(c in text for c in ',"\r\n')
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -11,12 +11,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from volume import fused
+from volume.margins import TINY, MarginScorer
 from volume.nets import Architecture
 
 Score = Callable[[torch.Tensor], torch.Tensor]
 # Rows of theta per forward call: keeps activations [ROWS, N, width] in cache-sized pieces.
 ROWS = 1024
-TINY = 1e-300  # keeps the all-zero network (measure zero) from dividing 0 by 0
 
 
 def target_signs(target, n_inputs: int) -> torch.Tensor:
@@ -39,7 +40,10 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
     (margin 0: the network's function key equals f). The division makes the score blind
     to the output's overall scale; without it the levels of a splitting run can creep up
     to 0 by shrinking every output towards 0 (a degenerate region that is not the class),
-    which we saw stall runs on parity."""
+    which we saw stall runs on parity.
+
+    MLPs on the CPU take `volume.margins.MarginScorer` (one numba kernel, no outputs
+    materialised); other architectures the batched torch forward below."""
     if x.ndim != 2 or x.shape[1] != arch.n_in:
         raise ValueError(f"x: needs shape [N, {arch.n_in}] for {arch.describe()}, got {tuple(x.shape)}")
     if not 0 <= output < arch.n_out:
@@ -47,17 +51,25 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
     if not np.isfinite(margin) or margin < 0:
         raise ValueError(f"margin: must be a finite number >= 0, got {margin}")
     signs = target_signs(target, x.shape[0])
+    if fused.supports(arch) and x.device.type == "cpu":
+        return MarginScorer(arch, x, signs.numpy() > 0, output, margin)
+    return torch_margin_score(arch, x, signs, output, margin)
+
+
+def torch_margin_score(arch: Architecture, x: torch.Tensor, signs: torch.Tensor, output: int = 0,
+                       margin: float = 0.0) -> Score:
+    """target_margin_score through arch.forward, ROWS networks per call (any architecture,
+    any device). The extremes are taken in float32 (exact) and only they go to float64."""
     x = x.to(torch.float32)
+    signs = signs.to(x.device)
 
     def score(theta: torch.Tensor) -> torch.Tensor:
         out = torch.empty(theta.shape[0], dtype=torch.float64)
         with torch.inference_mode():
             for start in range(0, theta.shape[0], ROWS):
-                rows = theta[start : start + ROWS].to(torch.float32)
-                y = arch.forward(rows, x)[..., output]
-                y = y.to(torch.float64)
-                scale = y.abs().amax(1) + margin + TINY
-                out[start : start + ROWS] = ((y * signs).amin(1) - margin) / scale
+                y = arch.forward(theta[start : start + ROWS].to(x.device, torch.float32), x)[..., output]
+                lowest, scale = (y * signs).amin(1).double(), y.abs().amax(1).double()
+                out[start : start + ROWS] = ((lowest - margin) / (scale + margin + TINY)).cpu()
         return out
 
     return score

@@ -47,8 +47,8 @@ def class_score(arch: ResidualMLP, task, T: int, tau: float, name: str) -> Score
             for start in range(0, theta.shape[0], ROWS):
                 th = theta[start : start + ROWS].to(torch.float32)
                 writes, stream = arch.block_writes(th, x)
-                y = arch.readout(th, stream)[..., 0].to(torch.float64)
-                target = (y * signs).amin(1) / (y.abs().amax(1) + TINY)
+                y = arch.readout(th, stream)[..., 0]
+                target = (y * signs).amin(1).double() / (y.abs().amax(1).double() + TINY)  # float32 extremes are exact
                 frac = power_fractions(walsh(torch.stack(writes, 1), dim=2))
                 cls = cdepth.class_scores(frac, T, tau)[name].to(torch.float64)
                 out[start : start + ROWS] = torch.minimum(target, cls)

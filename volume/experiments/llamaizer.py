@@ -32,7 +32,7 @@ import torch
 from circuits import boolean
 from circuits.llama import classify_llamas, split_of
 from circuits.units import function_margins
-from volume import plots, results
+from volume import fused, plots, results
 from volume.complexity import complexity_table
 from volume.errors import ConfigError
 from volume.estimators import sums
@@ -60,9 +60,9 @@ def unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
         out = torch.empty(theta.shape[0], dtype=torch.float64)
         with torch.inference_mode():
             for start in range(0, theta.shape[0], ROWS):
-                pre = arch.preactivations(theta[start : start + ROWS].to(torch.float32), x)
-                y = pre[-1][..., 0].to(torch.float64)
-                target = (y * signs).amin(1) / (y.abs().amax(1) + TINY)
+                pre = fused.mlp_preactivations(arch, theta[start : start + ROWS], x)
+                y = pre[-1][..., 0]
+                target = (y * signs).amin(1).double() / (y.abs().amax(1).double() + TINY)
                 unit = torch.stack([function_margins(z, n, variables, keys, scaled=True).amax((1, 2))
                                     for z in pre[:-1]]).amax(0).to(torch.float64)
                 out[start : start + ROWS] = torch.minimum(target, unit)

@@ -1,0 +1,105 @@
+"""The margin-score kernel (volume.margins) against a plain per-network float64 forward, and
+its invariances: a network's score depends on its parameters only (not on the batch, its
+place in it, or the thread count)."""
+import numba
+import numpy as np
+import pytest
+import torch
+
+from volume.estimators.scores import target_margin_score
+from volume.margins import BLOCK, TILE, MarginScorer
+from volume.nets import MLP, ResidualMLP
+from volume.priors import Prior
+from volume.tasks import boolean_task
+
+
+def oracle(arch, x, target, theta, output=0, margin=0.0) -> np.ndarray:
+    """The score's definition, one network at a time, in float64."""
+    signs = np.where(target, 1.0, -1.0)
+    out = []
+    for row in theta.double():
+        y = arch.forward(row[None], x.double())[0, :, output].numpy()
+        out.append(((signs * y).min() - margin) / (np.abs(y).max() + margin + 1e-300))
+    return np.array(out)
+
+
+def check(arch, x, target, theta, output=0, margin=0.0):
+    got = MarginScorer(arch, x, target, output, margin)(theta).numpy()
+    want = oracle(arch, x, target, theta, output, margin)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)  # float32 forward
+    clear = np.abs(want) > 1e-4
+    assert np.array_equal(got[clear] > 0, want[clear] > 0)
+
+
+CASES = [  # widths (input width first), activation, bias, cube n, output, margin
+    ([12, 1], "relu", True, 12, 0, 0.0),  # 4,096 inputs: two tiles of a perceptron
+    ([4, 1], "relu", False, 4, 0, 0.0),  # no bias
+    ([6, 3], "relu", True, 6, 2, 0.3),  # perceptron with 3 outputs, the last one, margin
+    ([7, 40, 40, 1], "relu", True, 7, 0, 0.0),  # the default model
+    ([5, 8, 2], "tanh", False, 5, 1, 0.1),
+    ([4, 6, 1], "sign", True, 4, 0, 0.0),
+    ([3, 5, 1], "identity", True, 3, 0, 0.0),
+]
+
+
+@pytest.mark.parametrize("widths, activation, bias, n, output, margin", CASES)
+def test_scores_match_per_network_oracle(widths, activation, bias, n, output, margin):
+    arch = MLP(widths, activation, bias)
+    task = boolean_task(n, "pm1")
+    target = np.asarray(task.x[:, 0] > 0) ^ np.asarray(task.x[:, -1] > 0)
+    theta = Prior().sample(arch, 2 * BLOCK + 5, 3, dtype=torch.float64)  # not a multiple of BLOCK
+    check(arch, task.x, target, theta, output, margin)
+
+
+def test_inputs_not_a_multiple_of_the_tile_and_one_sided_targets():
+    """Real-valued inputs, N = TILE + 77 (a partial last tile), and targets that are all true
+    or all false (one part of the min/max split is empty)."""
+    arch = MLP([5, 1])
+    x = torch.randn(TILE + 77, 5, generator=torch.Generator().manual_seed(0))
+    theta = Prior().sample(arch, 21, 0, dtype=torch.float64)
+    for target in (np.arange(TILE + 77) % 3 == 0, np.ones(TILE + 77, bool), np.zeros(TILE + 77, bool)):
+        check(arch, x, target, theta)
+
+
+def test_single_network_and_empty_batch():
+    arch, task = MLP([7, 40, 40, 1]), boolean_task(7, "pm1")
+    target = np.asarray(task.x[:, 1] > 0)
+    score = MarginScorer(arch, task.x, target)
+    theta = Prior().sample(arch, 1, 0, dtype=torch.float64)
+    np.testing.assert_allclose(score(theta).numpy(), oracle(arch, task.x, target, theta), rtol=1e-4, atol=1e-5)
+    assert score(theta[:0]).shape == (0,)
+
+
+def test_the_zero_network_scores_zero():
+    arch, task = MLP([3, 1]), boolean_task(3, "pm1")
+    assert MarginScorer(arch, task.x, np.ones(8, bool))(torch.zeros(2, arch.n_params)).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("widths", [[12, 1], [7, 40, 40, 1]])
+def test_score_depends_on_the_network_only(widths):
+    """Bit-identical whatever the batch, the network's place in it and the thread count
+    (BLAS's block GEMM would break this: it rounds edge columns differently)."""
+    arch, task = MLP(widths), boolean_task(widths[0], "pm1")
+    score = MarginScorer(arch, task.x, np.asarray(task.x[:, 0] > 0))
+    theta = Prior().sample(arch, 3 * BLOCK + 1, 1, dtype=torch.float64)
+    full = score(theta)
+    assert torch.equal(full, torch.cat([score(theta[i : i + 1]) for i in range(len(theta))]))
+    perm = torch.randperm(len(theta), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(full[perm], score(theta[perm]))
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert torch.equal(full, score(theta))
+    finally:
+        numba.set_num_threads(threads)
+
+
+def test_target_margin_score_routes_mlps_to_the_kernel_and_keeps_torch_for_others():
+    task = boolean_task(4, "pm1")
+    target = np.asarray(task.x[:, 0] > 0)
+    assert isinstance(target_margin_score(MLP([4, 3, 1]), task.x, target), MarginScorer)
+    res = ResidualMLP(4, 2, 3, 5)
+    theta = Prior().sample(res, 9, 0, dtype=torch.float64)
+    np.testing.assert_allclose(target_margin_score(res, task.x, target)(theta).numpy(),
+                               oracle(res, task.x, target, theta), rtol=1e-4, atol=1e-5)
