@@ -403,6 +403,7 @@ def test_coverage_on_non_convex_cases():
             hits += 1
         else:
             misses.append(f"{case.name}: exact {case.log_p:.3f}, estimate {est.log_p:.3f} {est.ci} {est.bound}")
+        print(f"{case.name}: exact {case.log_p:.2f}, estimate {est}", flush=True)
         errors["log-space mean"].append(est.log_p - case.log_p)
         errors["P-space mean"].append(result.diagnostics["log_mean_p"] - case.log_p)
     for name, values in errors.items():
