@@ -102,18 +102,29 @@ def t_interval(values: np.ndarray, ideal_var: float) -> tuple[float, tuple[float
     return mean, (mean - half, mean + half)
 
 
-def _check_args(n_particles: int, n_runs: int, keep: float, n_moves: int, moves: str) -> None:
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_options(n_particles: int, n_runs: int, keep: float, n_moves: int, moves: str, max_levels: int,
+                  max_evals: int) -> None:
+    """The one check of splitting's options (the CLI reports its message as estimator.<key>).
+    ValueError whose message starts with the bad option's name and says what is allowed."""
     if moves not in MOVES:
         raise ValueError(f"moves: one of {list(MOVES)}, got {moves!r}")
-    if not isinstance(n_particles, int) or n_particles < 10:
+    if not _is_int(n_particles) or n_particles < 10:
         raise ValueError(f"n_particles: an integer >= 10 chains per run, got {n_particles!r}")
-    if not isinstance(n_runs, int) or n_runs < 2:
+    if not _is_int(n_runs) or n_runs < 2:
         raise ValueError(f"n_runs: an integer >= 2 (the interval comes from independent runs), got {n_runs!r}")
-    if not 0 < keep < 1 or round(keep * n_particles) < 1 or round(keep * n_particles) >= n_particles:
+    if (isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep < 1
+            or round(keep * n_particles) < 1 or round(keep * n_particles) >= n_particles):
         raise ValueError(f"keep: the fraction kept per level, in (0, 1) with 1 <= keep * n_particles < "
                          f"n_particles, got {keep!r}")
-    if not isinstance(n_moves, int) or n_moves < 1:
+    if not _is_int(n_moves) or n_moves < 1:
         raise ValueError(f"n_moves: MCMC steps per level, an integer >= 1, got {n_moves!r}")
+    for name, value in (("max_levels", max_levels), ("max_evals", max_evals)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name}: a budget, an integer >= 1, got {value!r}")
 
 
 @contextmanager
@@ -146,7 +157,7 @@ def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: in
     final_population, the same n_runs and n_particles) and `within` (D's score), run r
     starts from run r's samples of the prior restricted to D, every move stays inside D,
     and the result is log P(score > 0 | D) per run (its n_evals include D's run)."""
-    _check_args(n_particles, n_runs, keep, n_moves, moves)
+    check_options(n_particles, n_runs, keep, n_moves, moves, max_levels, max_evals)
     _check_start(start, within, n_particles, n_runs)
     with _threads_for(n_particles * n_runs * arch.n_params):
         return _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, seed, stream, max_levels,

@@ -15,12 +15,12 @@ import torch
 
 from volume import results
 from volume.errors import ConfigError
-from volume.estimators.rare_event import MOVES, monte_carlo_score, splitting
+from volume.estimators.rare_event import check_options, monte_carlo_score, splitting
 from volume.estimators.scores import target_margin_score
 from volume.setup import Setup
 
 ESTIMATORS = ("rare_event", "monte_carlo")
-KEYS = {"n_particles": int, "n_runs": int, "n_moves": int, "max_levels": int, "max_evals": int, "keep": float}
+OPTIONS = ("n_particles", "n_runs", "keep", "n_moves", "moves", "max_levels", "max_evals")
 
 
 def estimator_options(setup: Setup) -> dict:
@@ -36,25 +36,12 @@ def estimator_options(setup: Setup) -> dict:
         raise ConfigError(f"experiment.margin: a finite number >= 0, got {margin!r}")
     if est.name == "monte_carlo":
         return {}
-    out = {}
-    for key, kind in KEYS.items():
-        value = est.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-            raise ConfigError(f"estimator.{key}: must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-        out[key] = value
-    moves = est.get("moves", "mixed")
-    if moves not in MOVES:
-        raise ConfigError(f"estimator.moves: one of {list(MOVES)}, got {moves!r}")
-    out["moves"] = moves
-    checks = {"n_particles": out["n_particles"] >= 10, "n_runs": out["n_runs"] >= 2, "n_moves": out["n_moves"] >= 1,
-              "keep": 0 < out["keep"] < 1 and 1 <= round(out["keep"] * out["n_particles"]) < out["n_particles"],
-              "max_levels": out["max_levels"] >= 1, "max_evals": out["max_evals"] >= 1}
-    allowed = {"n_particles": ">= 10", "n_runs": ">= 2", "n_moves": ">= 1", "keep": "in (0, 1), keeping at least "
-               "one and not all chains", "max_levels": ">= 1", "max_evals": ">= 1"}
-    for key, ok in checks.items():
-        if not ok:
-            raise ConfigError(f"estimator.{key}: must be {allowed[key]}, got {out[key]!r}")
-    return out
+    options = {key: est.get(key) for key in OPTIONS}
+    try:
+        check_options(**options)
+    except ValueError as err:
+        raise ConfigError(f"estimator.{err}") from err
+    return options
 
 
 def plot_levels(result, run_dir: Path, title: str) -> str:
