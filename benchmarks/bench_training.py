@@ -19,14 +19,14 @@ from volume.priors import Prior
 from volume.tasks import boolean_task
 from tests.oracles import train_one_textbook
 from volume.training import Trainer, train
-from volume.training.loop import single_threaded
+from volume.threads import threads_limited
 from volume.training.order import init_theta
 
 
 def main(quick: bool = False) -> None:
     n_batched, n_sequential, rounds = (1000, 20, 2) if quick else (10_000, 200, 10)
-    # One thread for both (train() runs single-threaded; see training.single_threaded).
-    with single_threaded():
+    # One thread for both (train() runs single-threaded; see volume.threads).
+    with threads_limited(1):
         _compare(n_batched, n_sequential, rounds)
 
 

@@ -40,16 +40,6 @@ def job_threads(cfg: DictConfig) -> int | None:
     return max(1, cores // max(1, n_jobs))
 
 
-def set_threads(threads: int | None) -> None:
-    if not threads:
-        return
-    import numba
-    import torch
-
-    torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-
-
 def save_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
     """`.hydra/{config,hydra,overrides}.yaml`, as hydra writes them, but only once the config
     is accepted (conf/config.yaml sets hydra.output_subdir=null so hydra itself does not)."""
@@ -83,7 +73,11 @@ def run(cfg: DictConfig, run_dir: Path, hydra_record: bool = False) -> dict:
     if hydra_record:
         save_hydra_record(cfg, run_dir)
     results.remove_stale_temporaries(run_dir)
-    set_threads(job_threads(cfg))
+    threads = job_threads(cfg)
+    if threads:
+        from volume.threads import set_threads  # torch and numba load only once the call is accepted
+
+        set_threads(threads)
     logger = make_logger(cfg, setup.config, run_dir)
     start = time.perf_counter()
     summary = experiment.run(setup, run_dir, state)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -45,6 +45,7 @@ from volume.estimators.scores import Score
 from volume.nets import Architecture
 from volume.priors import Prior
 from volume.rng import torch_generator
+from volume.threads import threads_limited
 
 TARGET_ACCEPT = 0.25
 STUCK = 0.01  # mean acceptance below which the chains are declared stuck (warning)
@@ -127,19 +128,6 @@ def check_options(n_particles: int, n_runs: int, keep: float, n_moves: int, move
             raise ValueError(f"{name}: a budget, an integer >= 1, got {value!r}")
 
 
-@contextmanager
-def _threads_for(n_elements: int):
-    """One torch thread for small populations: their ops last microseconds, and on a busy
-    machine a second thread's synchronisation costs ~10x more than it saves (measured)."""
-    before = torch.get_num_threads()
-    if n_elements < SMALL:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: int = 500, n_runs: int = 8,
               keep: float = 0.5, n_moves: int = 20, moves: str = "mixed", seed: int = 0, stream: int = 0,
               max_levels: int = 2000, max_evals: int = 10**8, final_population: bool = False, progress: bool = True,
@@ -159,7 +147,9 @@ def splitting(score: Score, arch: Architecture, prior: Prior, *, n_particles: in
     and the result is log P(score > 0 | D) per run (its n_evals include D's run)."""
     check_options(n_particles, n_runs, keep, n_moves, moves, max_levels, max_evals)
     _check_start(start, within, n_particles, n_runs)
-    with _threads_for(n_particles * n_runs * arch.n_params):
+    # one thread for small populations: their ops last microseconds (see volume.threads)
+    small = n_particles * n_runs * arch.n_params < SMALL
+    with threads_limited(1) if small else nullcontext():
         return _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, seed, stream, max_levels,
                           max_evals, final_population, progress, start, within)
 

@@ -2,10 +2,8 @@
 networks replaced from the queue, with each network's result independent of its pool-mates."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -13,6 +11,7 @@ from tqdm import tqdm
 from volume.errors import ConfigError
 from volume.nets import Architecture
 from volume.priors import Prior
+from volume.threads import threads_limited
 from volume.training.losses import losses_and_grad
 from volume.training.optimizers import Trainer, update_
 from volume.training.order import ORDER_BLOCK, init_theta, minibatch_weights, refresh_order_
@@ -33,22 +32,6 @@ class TrainResult:
     @property
     def stopped_reason(self) -> np.ndarray:
         return np.where(self.fitted, "fit", "budget")
-
-
-@contextmanager
-def single_threaded():
-    """One torch and one numba thread inside: the pool's ops last micro- to milliseconds, and
-    on a busy machine a second thread's synchronisation costs far more than it saves
-    (measured: a small counter-based draw took 7.8 ms with 2 numba threads on 2 loaded cores,
-    11 us with 1; 2 torch threads made pool-64 steps 10x slower). Scale out with processes."""
-    torch_before, numba_before = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(torch_before)
-        numba.set_num_threads(numba_before)
 
 
 def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trainer, seed: int = 0,
@@ -90,7 +73,7 @@ def train(arch: Architecture, x: torch.Tensor, labels: np.ndarray, trainer: Trai
     order = torch.zeros(0, ORDER_BLOCK, n_train, dtype=torch.int64)
     queued = 0
     live = np.zeros(0, bool)  # pool rows still training (stopped rows idle until the next compaction)
-    with single_threaded(), tqdm(total=n_nets, unit="net", disable=not progress, desc=desc) as bar:
+    with threads_limited(1), tqdm(total=n_nets, unit="net", disable=not progress, desc=desc) as bar:
         while True:
             # Compact and refill only once an eighth of the pool is idle: gathers cost a pass over
             # all pool rows, so doing it for every stopped network would cost more than it saves.
