@@ -116,11 +116,12 @@ def main(quick: bool = False) -> None:
     variables, key = split_of(ltask).distractors, 0b0110100110010110  # 4-bit parity of the distractors
     viewed = unit_class_score(larch, ltask, variables, [key])
     gathered = gathered_llama_score(larch, ltask, variables, key)
-    same = torch.equal(viewed(ltheta[:800]), gathered(ltheta[:800]))
+    # the kernel path rounds in float32 per layer (docs/performance.md): equal to ~1e-6, not bit for bit
+    gap = float((viewed(ltheta[:800]) - gathered(ltheta[:800])).abs().max())
     chunks = ltheta.split(800)  # one splitting population: 4 runs x 200 chains
     fast, naive = (rate(lambda: [f(c) for c in chunks], len(ltheta)) for f in (viewed, gathered))
     print(f"llama class score 8-40-40-1, 256 inputs: viewed + scaled {fast:,.0f} nets/s, normalise + gather "
-          f"{naive:,.0f} nets/s, ratio {fast / naive:.1f}x (equal scores: {same})")
+          f"{naive:,.0f} nets/s, ratio {fast / naive:.1f}x (largest score difference {gap:.1e})")
 
 
 if __name__ == "__main__":
