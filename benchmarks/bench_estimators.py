@@ -40,7 +40,8 @@ def measure(case, seed: int = 0, **options) -> dict:
     seconds = time.perf_counter() - start
     error = est.log_p - case.log_p
     mc_evals = math.exp(-case.log_p) * (1.96 / max(abs(error), 0.05)) ** 2
-    name = case.name + (f" [{options['moves']}]" if "moves" in options else "") + ("" if est.reliable else " UNRELIABLE")
+    moves = f" [{options['moves']}]" if "moves" in options else ""
+    name = case.name + moves + ("" if est.reliable else " UNRELIABLE")
     return {"case": name, "exact": case.log_p, "error": error, "width": est.ci[1] - est.ci[0],
             "covered": est.ci[0] <= case.log_p <= est.ci[1], "evals": est.n_evals, "seconds": seconds,
             "mc_ratio": mc_evals / est.n_evals}

@@ -100,7 +100,7 @@ def continued(given: SplittingResult, inside: SplittingResult) -> tuple[Estimate
         upper = estimate.log_p + given.estimate.ci[1]  # P(C and D) <= P(C | D) bound x P(D)'s upper end
         return estimate, replace(estimate, log_p=upper, ci=(-math.inf, upper))
     runs = given.run_log_p + inside.run_log_p
-    ideal = given.diagnostics.get("ideal_sd", 0.0) ** 2 + inside.diagnostics.get("ideal_sd", 0.0) ** 2
+    ideal = given.diagnostics["ideal_sd"] ** 2 + inside.diagnostics["ideal_sd"] ** 2
     log_p, ci = t_interval(runs, ideal)
     return estimate, replace(estimate, log_p=log_p, ci=ci, reliable=estimate.reliable and given.estimate.reliable)
 
@@ -115,14 +115,16 @@ def conditional(score_c: Score, score_d: Score, arch: Architecture, prior: Prior
     if method not in CONDITIONAL_METHODS:
         raise ValueError(f"method: one of {list(CONDITIONAL_METHODS)}, got {method!r}")
     kwargs.pop("stream", None)
-    given = splitting(score_d, arch, prior, seed=seed, stream=CONDITIONAL_STREAMS["given"], final_population=population or method == "continued",
-                      **kwargs)
+    given = splitting(score_d, arch, prior, seed=seed, stream=CONDITIONAL_STREAMS["given"],
+                      final_population=population or method == "continued", **kwargs)
     if method == "continued":
         _require_given(given.estimate)
-        inside = splitting(score_c, arch, prior, seed=seed, stream=CONDITIONAL_STREAMS["inside"], start=given, within=score_d, **kwargs)
+        inside = splitting(score_c, arch, prior, seed=seed, stream=CONDITIONAL_STREAMS["inside"], start=given,
+                           within=score_d, **kwargs)
         estimate, joint = continued(given, inside)
     else:
-        joint_run = splitting(min_score(score_c, score_d), arch, prior, seed=seed, stream=CONDITIONAL_STREAMS["joint"], **kwargs)
+        joint_run = splitting(min_score(score_c, score_d), arch, prior, seed=seed,
+                              stream=CONDITIONAL_STREAMS["joint"], **kwargs)
         estimate, joint = combine(joint_run, given), joint_run.estimate
     pop, fraction = None, None
     if population and given.theta is not None:

@@ -149,8 +149,8 @@ class ScoredCase:
 def measure_xor_factor(n_samples: int, seed: int) -> Estimate:
     """Plain Monte Carlo of one copy's log p (the stored constant's source)."""
     arch = MLP([2, 2, 1])
-    return monte_carlo_score(target_margin_score(arch, XOR_X, XOR), arch, Prior(), n_samples, seed, stream=XOR_CASE_STREAM,
-                             batch=1 << 18, progress=False)
+    return monte_carlo_score(target_margin_score(arch, XOR_X, XOR), arch, Prior(), n_samples, seed,
+                             stream=XOR_CASE_STREAM, batch=1 << 18, progress=False)
 
 
 def xor_copies_case(k: int) -> ScoredCase:
