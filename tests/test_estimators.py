@@ -19,9 +19,9 @@ from volume.estimators.conditional import DISCONNECTED_WARNING, conditional
 from volume.estimators.ground_truth import (XOR, XOR_FACTOR_LOG_P, XOR_FACTOR_SE, hadamard, hadamard_case,
                                             hadamard_union_case, measure_xor_factor, uniform_constant_case,
                                             xor_copies_case)
-from volume.estimators.rare_event import monte_carlo_score, rare_event, splitting
+from volume.estimators.rare_event import MOVES, _move, block_index, monte_carlo_score, rare_event, splitting
 from volume.estimators.scores import class_score, min_score, target_margin_score
-from volume.nets import MLP, Composite
+from volume.nets import MLP, Composite, ResidualMLP
 from volume.priors import Prior
 from volume.tasks import boolean_task
 
@@ -327,6 +327,57 @@ def test_union_of_unequal_disjoint_pieces():
     assert est.bound is None and est.reliable and covers(est, case.log_p), (case.log_p, est)
     with pytest.raises(ValueError, match="distinct"):
         hadamard_union_case(4, [np.ones(4, bool), np.ones(4, bool)])
+
+
+def test_unit_blocks_are_a_units_in_and_out_weights():
+    # 2-2-1: W0 [2, 2] at 0..3 (row-major [fan_in, width]), b0 at 4, 5, W1 [2, 1] at 6, 7, b1 at 8.
+    blocks = [sorted(b.tolist()) for b in MLP([2, 2, 1]).unit_blocks()]
+    assert blocks == [[0, 2, 4, 6], [1, 3, 5, 7], [6, 7, 8]]
+    composite = Composite([MLP([2, 2, 1]), MLP([2, 3, 1])])
+    assert [sorted(b.tolist()) for b in composite.unit_blocks()[3:4]] == [[9, 12, 15, 18]]  # part 2, unit 0
+    assert all(max(b) < 9 or min(b) >= 9 for b in composite.unit_blocks())  # never across parts
+    for arch in (MLP([3, 4, 5, 2]), MLP([3, 4, 1], bias=False), ResidualMLP(4, 2, 8, 6), composite):
+        covered = np.zeros(arch.n_params, bool)
+        for b in arch.unit_blocks():
+            covered[b] = True
+        assert covered.all(), arch.describe()
+
+
+@pytest.mark.parametrize("moves,kind", [(m, "gaussian") for m in MOVES] + [("unit", "uniform")])
+def test_moves_keep_the_prior_restricted_to_the_class(moves, kind):
+    # Chains started from exact restricted samples (rejection) must stay exactly so
+    # distributed after many moves: each coordinate and the score against fresh exact
+    # samples (two-sample KS, Bonferroni over 14 tests). A kernel that forgets pCN's
+    # shrink, or folds wrongly, drifts outwards and fails here.
+    task = boolean_task(2, "pm1", "and")
+    arch, prior = MLP([2, 3, 1]), Prior(kind=kind)
+    score = target_margin_score(arch, task.x, task.target)
+    draws = prior.sample(arch, 300_000, seed=1, dtype=torch.float64)
+    inside = draws[score(draws) > 0]
+    start, fresh = inside[:2000], inside[2000:4000]
+    assert len(fresh) == 2000
+    std = torch.from_numpy(prior.std(arch))
+    z, s = (start / std).view(2, 1000, -1), score(start).view(2, 1000)
+    blocks = block_index(arch)
+    beta = torch.full((2, 1 + arch.n_params + len(blocks)), 0.5, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    z, _, _ = _move(z, s, torch.zeros(2, 1, dtype=torch.float64), beta, np.arange(2), kind, 60, moves, gen,
+                    lambda rows: score(rows * std), blocks)
+    moved = z.reshape(-1, arch.n_params) * std
+    assert bool((score(moved) > 0).all())
+    assert float((moved != start).any(1).double().mean()) > 0.95
+    columns = [(moved[:, i], fresh[:, i]) for i in range(arch.n_params)] + [(score(moved), score(fresh))]
+    p_values = [stats.ks_2samp(a.numpy(), b.numpy()).pvalue for a, b in columns]
+    assert min(p_values) > 0.001 / len(columns), p_values
+
+
+def test_unit_moves_on_a_product_of_multimodal_pieces():
+    case = xor_copies_case(3)
+    result = splitting(case.score, case.arch, case.prior, seed=22, n_particles=200, n_runs=8, n_moves=40,
+                       moves="unit", progress=False)
+    est = result.estimate
+    assert est.bound is None and covers(est, case.log_p), (case.log_p, est, result.diagnostics)
+    assert abs(est.log_p - case.log_p) < 0.8
 
 
 def test_trapped_runs_are_marked_unreliable():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from volume.errors import ConfigError
@@ -88,6 +89,39 @@ class Architecture:
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    def unit_blocks(self) -> list[np.ndarray]:
+        """Flat parameter indices of each unit, read off the slices: column j of a weight
+        slice [fan_in, width] (the unit's incoming weights), entry j of the bias slice right
+        after it, and row j of the next weight slice that reads the width (its outgoing
+        weights). Every parameter lies in at least one block; blocks overlap (a weight is in
+        the block of the unit it feeds and of the unit it reads). Used by rare-event moves
+        that resample a whole unit at once."""
+        blocks = []
+        for k, s in enumerate(self.slices):
+            if s.kind != "weight" or len(s.shape) != 2:
+                continue
+            width = s.shape[1]
+            incoming = np.arange(s.start, s.stop).reshape(s.shape).T  # [width, fan_in]
+            rest = self.slices[k + 1 :]
+            bias = rest[0] if rest and rest[0].kind == "bias" and rest[0].shape == (width,) else None
+            following = rest[1:] if bias is not None else rest
+            reader = next((r for r in following if r.kind == "weight"), None)
+            outgoing = (np.arange(reader.start, reader.stop).reshape(reader.shape)
+                        if reader is not None and len(reader.shape) == 2 and reader.shape[0] == width else None)
+            for j in range(width):
+                parts = [incoming[j]]
+                if bias is not None:
+                    parts.append(np.array([bias.start + j]))
+                if outgoing is not None:
+                    parts.append(outgoing[j])
+                blocks.append(np.concatenate(parts))
+        covered = np.zeros(self.n_params, bool)
+        for b in blocks:
+            covered[b] = True
+        # parameters outside any weight's unit (e.g. a lone bias slice) form one block each
+        blocks.extend(np.array([i]) for i in np.flatnonzero(~covered))
+        return blocks
 
 
 class MLP(Architecture):
@@ -229,6 +263,14 @@ class Composite(Architecture):
         self.n_in, self.n_out = parts[0].n_in, sum(p.n_out for p in parts)
         self.slices = self._layout([(f"{s.name}_{i}", s.shape, s.kind, s.fan_in)
                                     for i, part in enumerate(parts) for s in part.slices])
+
+    def unit_blocks(self) -> list[np.ndarray]:
+        """Each part's unit blocks, shifted to its place in theta (never across parts)."""
+        blocks, start = [], 0
+        for part in self.parts:
+            blocks.extend(b + start for b in part.unit_blocks())
+            start += part.n_params
+        return blocks
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         outputs, start = [], 0

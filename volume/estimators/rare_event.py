@@ -49,7 +49,9 @@ from volume.threads import threads_limited
 
 TARGET_ACCEPT = 0.25
 STUCK = 0.01  # mean acceptance below which the chains are declared stuck (warning)
-MOVES = ("mixed", "global", "coordinate")
+# named cycles of step kinds: step t of a level uses cycle[t % len(cycle)]
+MOVES = {"mixed": ("global", "coordinate"), "global": ("global",), "coordinate": ("coordinate",),
+         "unit": ("global", "unit"), "all": ("global", "coordinate", "unit")}
 MAX_SPREAD = 3.0  # run-to-run sd / ideal sd above which the runs are called trapped (unreliable)
 MAX_FIRST_DRAWS = 200  # batches of N prior samples spent at most on an atom at the first level
 SMALL = 2_000_000  # population elements (chains x parameters) below which one thread is faster
@@ -84,6 +86,25 @@ def _propose(z: torch.Tensor, beta: torch.Tensor, kind: str, gen: torch.Generato
         return torch.sqrt(1 - b * b) * z + b * xi
     half = math.sqrt(3.0)  # whitened uniform prior: U(-sqrt 3, sqrt 3), unit variance
     return _fold(z + b * half * xi, half)
+
+
+def block_index(arch: Architecture) -> torch.Tensor:
+    """arch.unit_blocks() as one index tensor [n_blocks, largest block], padded with P."""
+    unit_blocks = arch.unit_blocks()
+    blocks = torch.full((len(unit_blocks), max(map(len, unit_blocks))), arch.n_params)
+    for b, index in enumerate(unit_blocks):
+        blocks[b, : len(index)] = torch.from_numpy(index)
+    return blocks
+
+
+def _propose_at(flat: torch.Tensor, index: torch.Tensor, step: torch.Tensor, kind: str,
+                gen: torch.Generator) -> torch.Tensor:
+    """flat[C, P] with the coordinates index[c] of each chain c proposed anew (step per
+    chain) and the rest kept: noise is drawn for the moved coordinates only. An index equal
+    to P is padding (blocks of unequal size) and moves nothing."""
+    padded = torch.cat((flat, flat.new_zeros(flat.shape[0], 1)), 1)
+    moved = _propose(padded.gather(1, index), step, kind, gen)
+    return padded.scatter_(1, index, moved)[:, :-1]
 
 
 def _ideal_var(n_levels: int, n_keep: int, N: int) -> float:
@@ -196,7 +217,8 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, se
     log_p = np.zeros(R)
     active = np.ones(R, dtype=bool)
     reached = np.zeros(R, dtype=bool)
-    beta = torch.full((R, 1 + arch.n_params), 0.5, dtype=torch.float64)  # [global step, step per coordinate]
+    blocks = block_index(arch)
+    beta = torch.full((R, 1 + arch.n_params + len(blocks)), 0.5, dtype=torch.float64)  # global, coordinates, blocks
     levels: list[list[float]] = [[] for _ in range(R)]
     trace: list[list[float]] = [[] for _ in range(R)]
 
@@ -233,7 +255,7 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, se
             break
         thresholds = torch.from_numpy(level[rows]).unsqueeze(1)
         z_act, s_act, anc = _refill(z[rows], s[rows], ancestors[rows], thresholds, gen)
-        z_act, s_act, acc = _move(z_act, s_act, thresholds, beta, rows, prior.kind, n_moves, moves, gen, evaluate)
+        z_act, s_act, acc = _move(z_act, s_act, thresholds, beta, rows, prior.kind, n_moves, moves, gen, evaluate, blocks)
         z[rows], s[rows], ancestors[rows] = z_act, s_act, anc
         acceptance.append(acc)
         if acc < STUCK and not stuck_warned:
@@ -252,7 +274,7 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, se
         rows = np.flatnonzero(reached)
         zero = torch.zeros(len(rows), 1, dtype=torch.float64)
         z_in, s_in, anc = _refill(z[rows], s[rows], ancestors[rows], zero, gen)
-        z_in, _, _ = _move(z_in, s_in, zero, beta, rows, prior.kind, n_moves, moves, gen, evaluate)
+        z_in, _, _ = _move(z_in, s_in, zero, beta, rows, prior.kind, n_moves, moves, gen, evaluate, blocks)
         result.theta = (z_in * std).reshape(-1, arch.n_params)
         result.run_ids = np.repeat(rows, N)
         result.ancestors = anc.reshape(-1).numpy()
@@ -302,35 +324,38 @@ def _atom_at_first_level(r: int, z: torch.Tensor, s: torch.Tensor, n_above: int,
     z[r], s[r] = z_above[order], s_above[order]
 
 
-def _move(z, s, thresholds, beta, rows, kind, n_moves, moves, gen, evaluate):
+def _move(z, s, thresholds, beta, rows, kind, n_moves, moves, gen, evaluate, blocks):
     """n_moves restricted-prior MCMC steps for every chain (see the module docstring for
     `moves`); adapts each run's step sizes from its own acceptance only, so runs stay
-    independent."""
+    independent. beta[:, 0] is the global step, then one step per coordinate, then one per
+    unit block (`blocks`: [n_blocks, width] parameter indices, padded with P)."""
     R, N, P = z.shape
+    cycle = MOVES[moves]
     accepted = 0.0
     for t in range(n_moves):
-        coordinate = moves == "coordinate" or (moves == "mixed" and t % 2 == 1)
+        step_kind = cycle[t % len(cycle)]
         flat = z.reshape(R * N, P)
-        if coordinate:
-            chosen = torch.zeros(R, N, P, dtype=torch.bool).scatter_(
-                2, torch.randint(P, (R, N, 1), generator=gen), True)
-            step = beta[rows, 1:].unsqueeze(1).expand(R, N, P).reshape(R * N, P)
-            proposal = torch.where(chosen.view(R * N, P), _propose(flat, step, kind, gen), flat)
-        else:
+        if step_kind == "global":
             proposal = _propose(flat, beta[rows, 0].repeat_interleave(N), kind, gen)
+        else:  # one random coordinate, or one random unit block, per chain
+            first, width = (1, P) if step_kind == "coordinate" else (1 + P, blocks.shape[0])
+            picked = torch.randint(width, (R, N), generator=gen)
+            step = beta[rows, first : first + width].gather(1, picked).reshape(R * N)
+            index = picked.reshape(R * N, 1) if step_kind == "coordinate" else blocks[picked.reshape(R * N)]
+            proposal = _propose_at(flat, index, step, kind, gen)
         s_new = evaluate(proposal).view(R, N)
         ok = s_new > thresholds
         z = torch.where(ok.unsqueeze(2), proposal.view(R, N, P), z)
         s = torch.where(ok, s_new, s)
         rate = ok.to(torch.float64).mean(1)
-        if coordinate:  # each coordinate's step adapts to the acceptance of the chains that moved it
-            tried = chosen.to(torch.float64)
-            n_tried = tried.sum(1)
-            rate_each = (tried * ok.unsqueeze(2)).sum(1) / n_tried.clamp(min=1)
-            factor = torch.where(n_tried > 0, torch.exp(rate_each - TARGET_ACCEPT), torch.ones_like(rate_each))
-            beta[rows, 1:] = (beta[rows, 1:] * factor).clamp(1e-4, 1.0)
-        else:
+        if step_kind == "global":
             beta[rows, 0] = (beta[rows, 0] * torch.exp(rate - TARGET_ACCEPT)).clamp(1e-4, 1.0)
+        else:  # each coordinate's (block's) step adapts to the acceptance of the chains that moved it
+            n_tried = torch.zeros(R, width, dtype=torch.float64).scatter_add_(1, picked, torch.ones(R, N).double())
+            n_ok = torch.zeros(R, width, dtype=torch.float64).scatter_add_(1, picked, ok.double())
+            factor = torch.where(n_tried > 0, torch.exp(n_ok / n_tried.clamp(min=1) - TARGET_ACCEPT),
+                                 torch.ones_like(n_ok))
+            beta[rows, first : first + width] = (beta[rows, first : first + width] * factor).clamp(1e-4, 1.0)
         accepted += float(rate.mean()) / n_moves
     return z, s, accepted
 
