@@ -92,6 +92,7 @@ def scan(arch: MLP, theta: torch.Tensor, x: torch.Tensor, n: int) -> tuple[torch
     h = x.to(theta.dtype).t().expand(theta.shape[0], *x.shape[::-1])
     masks = []
     for layer in range(arch.n_layers):
+        # MLP.affine in the transposed layout (units along dim 1), deliberately: unit tables stay contiguous
         w = arch.slice(f"W{layer}").view(theta).transpose(1, 2)
         z = (torch.baddbmm(arch.slice(f"b{layer}").view(theta).unsqueeze(2), w, h) if arch.bias
              else torch.bmm(w, h))
