@@ -173,12 +173,11 @@ def test_llamaizer_end_to_end_and_resume(tmp_path):
 
 def test_depth_scores_on_hand_built_circuits():
     task = cdepth.parity_task(4)
-    T = cdepth.target_set(task)
     nets = {"serial": parity_chain(5, 4, (0, 2, 4)), "parallel": parity_tree(5, 4, (0, 1, 3)),
             "single": parity_single(5, 4, 2)}
     for truth, (arch, theta) in nets.items():
         for name in ("serial", "parallel", "single", "mixed", "other"):
-            value = depth.class_score(arch, task, T, cdepth.DEFAULT_TAU, name)(theta.double()).item()
+            value = cdepth.class_score(arch, task, cdepth.DEFAULT_TAU, name)(theta.double()).item()
             assert (value > 0) == (name == truth), (truth, name, value)
 
 

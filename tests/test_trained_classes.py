@@ -16,7 +16,7 @@ from conftest import count_calls, interrupt_on_call, make_cfg
 from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.experiments import build
-from volume.experiments._circuit_labels import labeller
+from circuits.registry import classifier
 from volume.training import build_trainer, train
 
 TINY = ("experiment=trained_classes", "task.target=and", "task.target_vars=[1,2]", "task.n=4", "model.hidden=[6,6]",
@@ -34,8 +34,8 @@ def _csv(path: Path) -> pd.DataFrame:
 @pytest.mark.parametrize("m", [1, 2, 3])
 def test_llama_classes_partition_the_non_constant_distractor_functions(m):
     setup = build(make_cfg(*TINY, f"task.n={2 + m}"))
-    label, got_m = labeller(setup)
-    assert got_m == m
+    label = classifier(setup)
+    assert label.m == m
     assert label.class_sizes.sum() == boolean.n_functions(m) - 2  # every non-constant h, once
     deep = ~boolean.is_threshold(label.class_reps, m)
     assert label.class_sizes[deep].sum() == boolean.non_threshold_count(m)  # |H_m| = 0, 2, 152

@@ -2,7 +2,8 @@
 
 A score is a plain function theta[B, P] -> [B] (float64). The rare-event and conditional
 estimators only need the score; they never look inside the network. Later experiments
-pass their own (e.g. min(target margin, circuit score)) built with `min_score`.
+pass their own: min(target margin, circuit score) in one forward pass with
+`target_and_class_score` (the circuits/ classifiers' class scores), or any `min_score`.
 """
 from __future__ import annotations
 
@@ -75,6 +76,26 @@ def torch_margin_score(arch: Architecture, x: torch.Tensor, signs: torch.Tensor,
     return score
 
 
+def target_and_class_score(target, n_inputs: int,
+                           outputs_and_class: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> Score:
+    """Score of "computes the target and is in the class": min(target margin / its scale,
+    class score), ROWS networks per call. outputs_and_class(theta float32 [b, P]) returns the
+    outputs y [b, N] and the class score [b] (> 0 iff in the class) of one forward pass; the
+    target margin is taken from y as in target_margin_score (float32 extremes are exact)."""
+    signs = target_signs(target, n_inputs)
+
+    def score(theta: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(theta.shape[0], dtype=torch.float64)
+        with torch.inference_mode():
+            for start in range(0, theta.shape[0], ROWS):
+                y, cls = outputs_and_class(theta[start : start + ROWS].to(torch.float32))
+                margin = (y * signs).amin(1).double() / (y.abs().amax(1).double() + TINY)
+                out[start : start + ROWS] = torch.minimum(margin, cls.to(torch.float64))
+        return out
+
+    return score
+
+
 def _combined(scores: tuple[Score, ...], name: str, reduce: Callable) -> Score:
     if not scores:
         raise ValueError(f"{name}: needs at least one score")
@@ -93,17 +114,3 @@ def min_score(*scores: Score) -> Score:
 def max_score(*scores: Score) -> Score:
     """The score of the union of classes: positive iff some score is positive."""
     return _combined(scores, "max_score", torch.amax)
-
-
-# Classes with a continuous score, by name. Circuit classes (llamaizer, serial circuit)
-# register theirs when they exist; until then asking for them is an error, not a guess.
-CLASS_SCORES: dict[str, Callable[..., Score]] = {"target": target_margin_score}
-
-
-def class_score(name: str, **kwargs) -> Score:
-    """The registered score of a named class; a clear error for a class without one."""
-    if name not in CLASS_SCORES:
-        raise ValueError(f"class {name!r} has no continuous score, so rare-event estimation cannot define it; "
-                         f"classes with a score: {sorted(CLASS_SCORES)}. Pass your own score function, "
-                         "or use Monte Carlo (which reports an explicit upper bound when nothing is hit)")
-    return CLASS_SCORES[name](**kwargs)
