@@ -100,17 +100,17 @@ def test_basins_are_lower_bounds_for_the_first_networks_of_each_class(llama_runs
 
 
 def test_result_does_not_depend_on_pool_and_resumes_after_a_kill(llama_runs, tmp_path, monkeypatch):
-    from volume.experiments import _trained
+    from volume import trained
 
     root, _ = llama_runs
     args = (*TINY, f"experiment.prior_run={root / 'prior'}", "checkpoint_seconds=0")
-    monkeypatch.setattr(_trained, "TRAIN_BLOCK", 64)
-    real_train = interrupt_on_call(monkeypatch, _trained, "train", 2)
+    monkeypatch.setattr(trained, "TRAIN_BLOCK", 64)
+    real_train = interrupt_on_call(monkeypatch, trained, "train", 2)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, *args, "trainer.pool=37")
     assert (tmp_path / "checkpoint.npz").exists()
-    monkeypatch.setattr(_trained, "train", real_train)
-    resumed = count_calls(monkeypatch, _trained, "train")
+    monkeypatch.setattr(trained, "train", real_train)
+    resumed = count_calls(monkeypatch, trained, "train")
     _run(tmp_path, *args, "trainer.pool=37", "resume=true")
     # Continued: only the blocks of 64 and 32 networks after the checkpointed first block; a
     # restart from scratch would train all three blocks of 160 networks.

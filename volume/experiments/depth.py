@@ -107,7 +107,7 @@ def validate(setup: Setup) -> None:
     _check(setup)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     options = _classes.estimator_options(setup)
     tau, classes = _check(setup)
     arch, task = setup.arch, setup.task
@@ -115,7 +115,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), PRIOR_STREAM)]
     jobs += [_classes.Job(name, classifier.class_score(arch, task, name), CLASS_STREAM + cdepth.LABELS.index(name),
                           _inspect(arch, task, tau)) for name in classes]
-    records = _classes.run_jobs(setup, run_dir, state, jobs, options)
+    records = _classes.run_jobs(setup, stages, jobs, options)
     pred = predictions(arch.n_blocks, arch.block_width)
     rows = []
     for name in classes:
@@ -137,7 +137,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     summary["figures"] = [plot(frame, records, run_dir, f"{arch.describe()}, tau = {tau}")]
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary, "estimates": records,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

@@ -225,11 +225,11 @@ def validate(setup: Setup) -> None:
     _check(setup)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     options = _classes.estimator_options(setup)
     m = _check(setup)
     jobs, plans = build_jobs(setup, m)
-    records = _classes.run_jobs(setup, run_dir, state, jobs, options)
+    records = _classes.run_jobs(setup, stages, jobs, options)
     frame, summary = summarise(records, jobs, plans, m, setup.cfg.seed)
     plots.write_classes(run_dir, frame.to_dict("records") + union_rows(summary))
     summary["seconds"] = sum(r["seconds"] for r in records.values())
@@ -237,7 +237,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     summary["figures"] = [plot(frame, run_dir, f"{setup.arch.describe()}, m = {m}")]
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary, "estimates": records,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

@@ -43,7 +43,8 @@ from volume.plots import read_classes
 from volume.setup import Setup, positive_int
 from volume.training import build_trainer, train
 
-from volume.experiments._trained import Split, Stages, resume, frequencies, records_frame, trained
+from volume.results import Stages
+from volume.trained import Split, frequencies, records_frame, train_population
 
 SAME_KEYS = ("model", "prior", "task")  # must match between the trained run and its prior run
 
@@ -204,18 +205,15 @@ def validate(setup: Setup) -> None:
     build_trainer(setup.cfg.trainer)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: Stages) -> dict:
     cfg, task, arch = setup.cfg, setup.task, setup.arch
     options = _check(setup)
     classifier = classifier_of(setup)
     prior = load_prior_run(setup, classifier)
     trainer = build_trainer(cfg.trainer)
-    summary, stages = resume(setup, run_dir, state)
-    if summary is not None:
-        return summary
     everything = Split(np.arange(task.n_inputs), np.zeros(0, np.int64))
     ids = np.arange(cfg.n_samples)
-    runs = trained(arch, setup.prior, trainer, task, everything, cfg.seed, ids, ids, stages, "sgd", cfg.progress,
+    runs = train_population(arch, setup.prior, trainer, task, everything, cfg.seed, ids, ids, stages, "sgd", cfg.progress,
                    extra=lambda out: classifier.arrays(classifier.label(arch, out.theta, task)),
                    extra_fields=classifier.fields)
     fitted = runs["fitted"]
@@ -242,7 +240,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     }
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 
