@@ -60,37 +60,45 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
 def torch_margin_score(arch: Architecture, x: torch.Tensor, signs: torch.Tensor, output: int = 0,
                        margin: float = 0.0) -> Score:
     """target_margin_score through arch.forward, ROWS networks per call (any architecture,
-    any device). The extremes are taken in float32 (exact) and only they go to float64."""
+    any device)."""
     x = x.to(torch.float32)
     signs = signs.to(x.device)
 
-    def score(theta: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(theta.shape[0], dtype=torch.float64)
-        with torch.inference_mode():
-            for start in range(0, theta.shape[0], ROWS):
-                y = arch.forward(theta[start : start + ROWS].to(x.device, torch.float32), x)[..., output]
-                lowest, scale = (y * signs).amin(1).double(), y.abs().amax(1).double()
-                out[start : start + ROWS] = ((lowest - margin) / (scale + margin + TINY)).cpu()
-        return out
+    def values(theta: torch.Tensor) -> torch.Tensor:
+        y = arch.forward(theta.to(x.device, torch.float32), x)[..., output]
+        return scaled_margin(y, signs, margin).cpu()
 
-    return score
+    return in_chunks(values)
 
 
 def target_and_class_score(target, n_inputs: int,
                            outputs_and_class: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> Score:
     """Score of "computes the target and is in the class": min(target margin / its scale,
     class score), ROWS networks per call. outputs_and_class(theta float32 [b, P]) returns the
-    outputs y [b, N] and the class score [b] (> 0 iff in the class) of one forward pass; the
-    target margin is taken from y as in target_margin_score (float32 extremes are exact)."""
+    outputs y [b, N] and the class score [b] (> 0 iff in the class) of one forward pass."""
     signs = target_signs(target, n_inputs)
 
+    def values(theta: torch.Tensor) -> torch.Tensor:
+        y, cls = outputs_and_class(theta.to(torch.float32))
+        return torch.minimum(scaled_margin(y, signs), cls.to(torch.float64))
+
+    return in_chunks(values)
+
+
+def scaled_margin(y: torch.Tensor, signs: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """[b] float64: (min_i sign_i y_i - margin) / (max_i |y_i| + margin + TINY) of outputs
+    y [b, N]. The extremes are taken in float32 (exact) and only they go to float64."""
+    lowest, scale = (y * signs).amin(1).double(), y.abs().amax(1).double()
+    return (lowest - margin) / (scale + margin + TINY)
+
+
+def in_chunks(values: Callable[[torch.Tensor], torch.Tensor]) -> Score:
+    """The score theta[B, P] -> [B] float64 that applies values to ROWS networks at a time."""
     def score(theta: torch.Tensor) -> torch.Tensor:
         out = torch.empty(theta.shape[0], dtype=torch.float64)
         with torch.inference_mode():
             for start in range(0, theta.shape[0], ROWS):
-                y, cls = outputs_and_class(theta[start : start + ROWS].to(torch.float32))
-                margin = (y * signs).amin(1).double() / (y.abs().amax(1).double() + TINY)
-                out[start : start + ROWS] = torch.minimum(margin, cls.to(torch.float64))
+                out[start : start + ROWS] = values(theta[start : start + ROWS])
         return out
 
     return score
