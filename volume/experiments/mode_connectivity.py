@@ -38,10 +38,8 @@ from volume.errors import ConfigError
 from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.nets import Architecture
 from volume.setup import Setup, positive_int
-from volume.training.losses import point_losses
-
-from volume.results import Stages
 from volume.trained import Split, common_checks, sweep_widths, train_population, width_architecture
+from volume.training.losses import point_losses
 
 PATH_ELEMENTS = 1 << 22  # hidden activations per forward chunk along the paths (float64: 32 MB)
 LOSS_SCALE = {"mse": 1.0, "ce": math.log(2.0)}  # the loss of the zero output
@@ -118,7 +116,7 @@ def validate(setup: Setup) -> None:
     check(setup)
 
 
-def run(setup: Setup, run_dir: Path, stages: Stages) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, exp = setup.cfg, setup.task, setup.cfg.experiment
     trainer, split, widths = check(setup)
     ids = np.arange(2 * exp.n_pairs)

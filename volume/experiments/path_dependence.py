@@ -27,8 +27,6 @@ from volume.estimate import Estimate
 from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.functions import FunctionTable, unique_counts
 from volume.setup import Setup, positive_int
-
-from volume.results import Stages
 from volume.trained import (aligned_counts, common_checks, held_out_keys, prior_posterior, records_frame,
                             sweep_widths, table_of, train_population, width_architecture)
 
@@ -126,7 +124,7 @@ def validate(setup: Setup) -> None:
     check(setup)
 
 
-def run(setup: Setup, run_dir: Path, stages: Stages) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, exp = setup.cfg, setup.task, setup.cfg.experiment
     trainer, split, widths = check(setup)
     ids = np.arange(cfg.n_samples)

@@ -41,10 +41,8 @@ from volume.estimators.scores import target_margin_score
 from volume.functions import output_keys
 from volume.plots import read_classes
 from volume.setup import Setup, positive_int
-from volume.training import build_trainer, train
-
-from volume.results import Stages
 from volume.trained import Split, frequencies, records_frame, train_population
+from volume.training import build_trainer, train
 
 SAME_KEYS = ("model", "prior", "task")  # must match between the trained run and its prior run
 
@@ -60,7 +58,7 @@ def _check(setup: Setup) -> dict:
 
 
 def _basins(setup: Setup, trainer, runs: dict, label_names: tuple[str, ...], per_class: int, directions: int,
-            stages: Stages) -> pd.DataFrame:
+            stages: results.Stages) -> pd.DataFrame:
     """Basin lower bounds for the first `per_class` fitted networks of every class. Their
     parameters are retrained (a network's run depends only on its seed and ids), and the
     retrained function must equal the recorded one."""
@@ -205,7 +203,7 @@ def validate(setup: Setup) -> None:
     build_trainer(setup.cfg.trainer)
 
 
-def run(setup: Setup, run_dir: Path, stages: Stages) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, arch = setup.cfg, setup.task, setup.arch
     options = _check(setup)
     classifier = classifier_of(setup)
