@@ -19,10 +19,9 @@ import torch
 
 from circuits.depth import classify_depth, parity_task
 from circuits.interventions import ablate_units
-from circuits.llama import classify_llamas, llama_task, split_of
+from circuits.llama import classify_llamas, llama_task, split_of, unit_class_score
 from circuits.units import key_bits, subset_index
 from volume.estimators.scores import TINY, target_signs
-from volume.experiments.llamaizer import unit_class_score
 from volume.nets import MLP, ResidualMLP
 from volume.priors import Prior
 

@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from volume.functions import pack_bits
+
 # Published numbers of threshold functions of m variables (OEIS A000609), m = 0..6.
 THRESHOLD_COUNTS = (2, 4, 14, 104, 1882, 94572, 15028134)
 # Weight bound that realises every threshold function of m variables with integer weights:
@@ -34,9 +36,8 @@ def pm1_points(m: int) -> np.ndarray:
 
 
 def _pack(bits: np.ndarray) -> np.ndarray:
-    """bool [..., 2^m] -> uint64 keys [...]."""
-    shifts = np.arange(bits.shape[-1], dtype=np.uint64)
-    return np.bitwise_or.reduce(bits.astype(np.uint64) << shifts, axis=-1)
+    """bool [..., 2^m] -> uint64 keys [...] (m <= 6: one word each, volume.functions.pack_bits)."""
+    return pack_bits(bits.reshape(-1, bits.shape[-1]))[:, 0].reshape(bits.shape[:-1])
 
 
 @lru_cache(maxsize=None)

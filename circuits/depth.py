@@ -20,14 +20,19 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from math import comb, factorial
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 
+from circuits.classifier import label_codes, label_events
 from circuits.interventions import ablate_blocks
 from circuits.units import cube_dim, power_fractions, walsh
+from volume.errors import ConfigError
+from volume.estimators.scores import Score, target_and_class_score
 from volume.nets import ResidualMLP
+from volume.setup import Setup, fraction
 from volume.tasks import Task, boolean_task
 
 LABELS = ("serial", "parallel", "single", "mixed", "other")
@@ -139,6 +144,20 @@ def class_scores(frac: torch.Tensor, T: int, tau: float = DEFAULT_TAU) -> dict[s
             "other": mn(mn(-s, -p), -g)}
 
 
+def class_score(arch: ResidualMLP, task: Task, tau: float, name: str) -> Score:
+    """Score of "computes the target and its Walsh reading is class `name`": min(target margin /
+    its scale, class_scores[name]); one forward pass gives both the block writes (for the Walsh
+    reading) and the output."""
+    T, x = target_set(task), task.x.to(torch.float32)
+
+    def outputs_and_class(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        writes, stream = arch.block_writes(theta, x)
+        frac = power_fractions(walsh(torch.stack(writes, 1), dim=2))
+        return arch.readout(theta, stream)[..., 0], class_scores(frac, T, tau)[name]
+
+    return target_and_class_score(task.target, task.n_inputs, outputs_and_class)
+
+
 @dataclass
 class DepthResult:
     """label: confirmed class per network; walsh_label: the Walsh reading alone; confirmed,
@@ -200,6 +219,46 @@ def _breaks(arch: ResidualMLP, theta: torch.Tensor, x: torch.Tensor, out: torch.
     with torch.no_grad():
         after = ablate_blocks(arch, theta[nets], x, mask, ablation)[..., 0] > 0
     return (after != out[nets]).any(1).numpy()
+
+
+# ---- the classifier's interface (circuits.classifier, listed in circuits.registry) ----
+
+@dataclass(frozen=True)
+class DepthClassifier:
+    """Serial / parallel / single / mixed / other at threshold tau: "label" is the Walsh
+    reading, "confirmed_label" the reading confirmed by block ablation (else other)."""
+
+    tau: float = DEFAULT_TAU
+    name: ClassVar[str] = "depth"
+    labels: ClassVar[tuple[str, ...]] = LABELS
+    fields: ClassVar[tuple[str, ...]] = ("label", "confirmed_label")
+    prior_experiment: ClassVar[str] = "depth"
+    same_keys: ClassVar[tuple[str, ...]] = ("tau",)
+
+    @classmethod
+    def from_setup(cls, setup: Setup) -> DepthClassifier:
+        if not isinstance(setup.arch, ResidualMLP) or setup.arch.n_out != 1:
+            raise ConfigError("model: experiment.circuits=depth needs model=resmlp with n_out=1")
+        if setup.cfg.task.get("target") != "parity" or bin(target_set(setup.task)).count("1") != 4:
+            raise ConfigError("task: experiment.circuits=depth needs task.target=parity of 4 bits")
+        return cls(fraction(setup.cfg, "experiment.tau"))
+
+    def label(self, arch: ResidualMLP, theta: torch.Tensor, task: Task) -> DepthResult:
+        return classify_depth(arch, theta, task, self.tau)
+
+    def arrays(self, result: DepthResult) -> dict[str, np.ndarray]:
+        return {"label": label_codes(result.walsh_label, self.labels),
+                "confirmed_label": label_codes(result.label, self.labels)}
+
+    def events(self, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+        """One row per label (the Walsh reading), with count_confirmed (confirmed by ablation)."""
+        rows = label_events(arrays["label"], self.labels)
+        for row, confirmed in zip(rows, label_events(arrays["confirmed_label"], self.labels)):
+            row["count_confirmed"] = confirmed["count"]
+        return pd.DataFrame(rows)
+
+    def class_score(self, arch: ResidualMLP, task: Task, cls: str) -> Score:
+        return class_score(arch, task, self.tau, cls)
 
 
 # ---- counting placements ----

@@ -20,13 +20,6 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"ablation mode: unknown {mode!r}; allowed: {list(MODES)}")
 
 
-def _mlp_layer(arch: MLP, theta: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor:
-    z = torch.matmul(h, arch.slice(f"W{layer}").view(theta))
-    if arch.bias:
-        z = z + arch.slice(f"b{layer}").view(theta).unsqueeze(1)
-    return z
-
-
 def mlp_intervene(arch: MLP, theta: torch.Tensor, x: torch.Tensor,
                   edit: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Outputs [B, N, k] when, after hidden layer l's activation, the units where
@@ -34,7 +27,7 @@ def mlp_intervene(arch: MLP, theta: torch.Tensor, x: torch.Tensor,
     act = ACTIVATIONS[arch.activation]
     h = x.to(theta.dtype).expand(theta.shape[0], *x.shape)
     for layer in range(arch.n_layers):
-        z = _mlp_layer(arch, theta, h, layer)
+        z = arch.affine(theta, h, layer)
         if layer == arch.n_layers - 1:
             return z
         h = act(z)
@@ -70,7 +63,7 @@ def ablate_one_unit(arch: MLP, theta: torch.Tensor, pre: list[torch.Tensor], lay
     outs = []
     for z in (pre[layer + 1], pre[layer + 1] + delta.unsqueeze(2) * w_next.unsqueeze(1)):
         for nxt in range(layer + 2, arch.n_layers):
-            z = _mlp_layer(arch, theta, act(z), nxt)
+            z = arch.affine(theta, act(z), nxt)
         outs.append(z)
     return outs[0], outs[1]
 

@@ -13,15 +13,23 @@ the target bits only (target_only) or depends on both kinds of bits (mixed).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 
+from circuits import boolean
 from circuits.boolean import canonical, is_threshold
+from circuits.classifier import label_codes, label_events
 from circuits.interventions import ablate_one_unit
 from circuits.units import cube_dim, dependence_masks, function_margins, subset_index, table_keys
+from volume import fused
+from volume.errors import ConfigError
+from volume.estimators.scores import Score, target_and_class_score
 from volume.nets import ACTIVATIONS, MLP
+from volume.setup import Setup
 from volume.tasks import Task, boolean_task
 
 LABELS = ("direct", "shallow_inert", "shallow_used", "deep_inert", "deep_used")
@@ -92,6 +100,7 @@ def scan(arch: MLP, theta: torch.Tensor, x: torch.Tensor, n: int) -> tuple[torch
     h = x.to(theta.dtype).t().expand(theta.shape[0], *x.shape[::-1])
     masks = []
     for layer in range(arch.n_layers):
+        # MLP.affine in the transposed layout (units along dim 1), deliberately: unit tables stay contiguous
         w = arch.slice(f"W{layer}").view(theta).transpose(1, 2)
         z = (torch.baddbmm(arch.slice(f"b{layer}").view(theta).unsqueeze(2), w, h) if arch.bias
              else torch.bmm(w, h))
@@ -200,3 +209,103 @@ def llama_score(arch: MLP, theta: torch.Tensor, task: Task, h_keys, layers: list
     keys, unless per_key, which gives [B, G]) of the unit margin; [B]. Cost grows with len(h_keys)."""
     margins = llama_margins(arch, theta, task, h_keys, "distractors", layers).amax(1)
     return margins if per_key else margins.amax(1)
+
+
+def unit_class_score(arch: MLP, task: Task, variables: list[int], keys) -> Score:
+    """Score of "computes the target and some hidden unit carries one of the function keys of
+    `variables`": min(target margin, max over hidden units and keys of the unit's margin
+    against the key), each margin divided by its own max |value| over the cube (scale-free,
+    so splitting levels cannot creep to 0 by shrinking units; the unit part's positive set is
+    that of llama_score). One fused forward pass serves both margins."""
+    keys = np.asarray(keys, np.uint64)
+    x, n = task.x.to(torch.float32), task.n_vars
+
+    def outputs_and_class(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pre = fused.mlp_preactivations(arch, theta, x)
+        unit = torch.stack([function_margins(z, n, variables, keys, scaled=True).amax((1, 2)) for z in pre[:-1]])
+        return pre[-1][..., 0], unit.amax(0)
+
+    return target_and_class_score(task.target, task.n_inputs, outputs_and_class)
+
+
+# ---- the classifier's interface (circuits.classifier, listed in circuits.registry) ----
+
+def distractor_bits(setup: Setup, who: str, max_m: int) -> int:
+    """m, the number of distractor bits, after checking that the model (an MLP with one
+    output and >= 1 hidden layer) and the task (pm1 cube, target, target_vars) suit a llama
+    experiment; `who` names the experiment in the ConfigError."""
+    cfg, task = setup.cfg, setup.task
+    if not isinstance(setup.arch, MLP) or setup.arch.n_out != 1 or setup.arch.n_layers < 2:
+        raise ConfigError(f"model: {who} needs model=mlp with >= 1 hidden layer and n_out=1")
+    if cfg.task.get("name") != "boolean" or cfg.task.get("encoding") != "pm1" or task.target is None \
+            or not cfg.task.get("target_vars"):
+        raise ConfigError(f"task: {who} needs task.name=boolean, task.encoding=pm1, a task.target "
+                          "and task.target_vars (the other bits are the distractors)")
+    m = task.n_vars - len(cfg.task.target_vars)
+    if not 1 <= m <= max_m:
+        raise ConfigError(f"task.n: the number of distractor bits m = task.n - len(task.target_vars) must be in "
+                          f"1..{max_m} for {who}, got {m}")
+    return m
+
+
+@dataclass(frozen=True)
+class LlamaClassifier:
+    """Direct vs llamaizer labels, plus which symmetry class of llama h (permutation/negation
+    of the m distractor bits) each network carries: class_reps are the canonical keys of every
+    non-constant h, class_sizes their members. Class scores are indexed by a llama key h."""
+
+    m: int
+    name: ClassVar[str] = "llama"
+    labels: ClassVar[tuple[str, ...]] = LABELS
+    fields: ClassVar[tuple[str, ...]] = ("label", "n_shallow", "n_deep", "carried")
+    prior_experiment: ClassVar[str] = "llamaizer"
+    same_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_setup(cls, setup: Setup) -> LlamaClassifier:
+        m = distractor_bits(setup, "experiment.circuits=llama", 4)  # the class table is built for m <= 4
+        if setup.arch.activation == "sign":
+            raise ConfigError("model.activation: 'sign' has zero gradient almost everywhere; train with relu, tanh "
+                              "or identity")
+        return cls(m)
+
+    @cached_property
+    def _classes(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.arange(1, boolean.n_functions(self.m) - 1)  # every non-constant h
+        reps, sizes = np.unique(boolean.class_table(self.m)[keys], return_counts=True)
+        return reps.astype(np.uint64), sizes
+
+    @property
+    def class_reps(self) -> np.ndarray:
+        return self._classes[0]
+
+    @property
+    def class_sizes(self) -> np.ndarray:
+        return self._classes[1]
+
+    def label(self, arch: MLP, theta: torch.Tensor, task: Task) -> LlamaResult:
+        return classify_llamas(arch, theta, task)
+
+    def arrays(self, result: LlamaResult) -> dict[str, np.ndarray]:
+        carried = np.zeros((len(result.label), len(self.class_reps)), bool)
+        rows = result.llamas
+        if len(rows):
+            cls = np.searchsorted(self.class_reps, canonical(rows["h"].to_numpy(np.uint64), self.m))
+            carried[rows["network"].to_numpy(np.int64), cls] = True
+        return {"label": label_codes(result.label, self.labels), "n_shallow": result.n_shallow,
+                "n_deep": result.n_deep, "carried": carried}
+
+    def events(self, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+        """Labels, any_deep / any_shallow (unions) and one h_class row per symmetry class."""
+        rows = label_events(arrays["label"], self.labels)
+        rows += [{"class": "any_deep", "kind": "union", "count": int((arrays["n_deep"] > 0).sum())},
+                 {"class": "any_shallow", "kind": "union", "count": int((arrays["n_shallow"] > 0).sum())}]
+        deep = ~is_threshold(self.class_reps, self.m)
+        for c, rep in enumerate(self.class_reps):
+            rows.append({"class": f"{'deep' if deep[c] else 'shallow'}_{int(rep):x}", "kind": "h_class",
+                         "class_size": int(self.class_sizes[c]), "count": int(arrays["carried"][:, c].sum())})
+        return pd.DataFrame(rows)
+
+    def class_score(self, arch: MLP, task: Task, cls: int) -> Score:
+        """llamaizer(h = cls): some hidden unit's truth table is exactly h of the distractors."""
+        return unit_class_score(arch, task, split_of(task).distractors, [cls])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from volume.functions import pack_bits
+
 
 def cube_dim(n_inputs: int) -> int:
     """n with 2^n = n_inputs, or a ValueError: spectra and dependencies need the whole cube."""
@@ -43,24 +45,14 @@ def power_fractions(spectrum: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, power / total.clamp_min(torch.finfo(power.dtype).tiny), torch.zeros_like(power))
 
 
-_MAGIC = np.uint64(0x0102040810204080)  # gathers the low bits of 8 bytes into the top byte
 # For j < 6: the bits p of a 64-bit word whose bit j is 0 (p = input index mod 64).
 _LOW_BITS = [np.uint64(sum(1 << p for p in range(64) if not (p >> j) & 1)) for j in range(6)]
 
 
 def pack_tables(tables: torch.Tensor) -> np.ndarray:
     """bool tables[..., N] (inputs along the last dim) -> uint64 words [M, ceil(N/64)], M the
-    product of the leading dims; bit i of the table is bit i % 64 of word i // 64, as in
-    volume.functions keys. Each group of 8 one-byte bools is read as one word and folded
-    into one byte by a multiply, so packing costs two passes over 1/8 of the entries."""
-    flat = tables.reshape(-1, tables.shape[-1]).numpy()
-    n_in = flat.shape[1]
-    width = -(-n_in // 64) * 64
-    if width != n_in:
-        flat = np.concatenate([flat, np.zeros((flat.shape[0], width - n_in), bool)], 1)
-    words = np.ascontiguousarray(flat).view(np.uint64)  # 8 bools per word, each byte 0 or 1
-    packed = ((words * _MAGIC) >> np.uint64(56)).astype(np.uint8)
-    return packed.view(np.uint64)
+    product of the leading dims: volume.functions.pack_bits on the flattened rows."""
+    return pack_bits(tables.reshape(-1, tables.shape[-1]).numpy())
 
 
 def dependence_masks(tables: torch.Tensor, n: int) -> np.ndarray:

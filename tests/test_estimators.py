@@ -20,7 +20,7 @@ from volume.estimators.ground_truth import (XOR, XOR_FACTOR_LOG_P, XOR_FACTOR_SE
                                             hadamard_union_case, measure_xor_factor, uniform_constant_case,
                                             xor_copies_case)
 from volume.estimators.rare_event import MOVES, _move, block_index, monte_carlo_score, rare_event, splitting
-from volume.estimators.scores import class_score, min_score, target_margin_score
+from volume.estimators.scores import min_score, target_margin_score
 from volume.nets import MLP, Composite, ResidualMLP
 from volume.priors import Prior
 from volume.tasks import boolean_task
@@ -128,8 +128,6 @@ def test_bad_input_is_rejected_clearly():
         target_margin_score(arch, x, np.ones(3, bool))
     with pytest.raises(ValueError, match="needs a target"):
         target_margin_score(arch, x, None)
-    with pytest.raises(ValueError, match="no continuous score"):
-        class_score("llamaizer")
     with pytest.raises(ValueError, match="n_runs"):
         rare_event(lambda t: t[:, 0], arch, Prior(), n_runs=1)
     with pytest.raises(ValueError, match="NaN"):

@@ -164,12 +164,12 @@ def test_end_to_end_small_run(tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_files(tmp_path, monkeypatch):
-    from volume.experiments import _trained
+    from volume import trained
 
     args = (*SMALL, "checkpoint_seconds=0")
-    monkeypatch.setattr(_trained, "TRAIN_BLOCK", 5)  # 12 runs per width: three blocks each
+    monkeypatch.setattr(trained, "TRAIN_BLOCK", 5)  # 12 runs per width: three blocks each
     # killed in the second width, after the first width's pairs are stored
-    check_kill_and_resume(tmp_path, monkeypatch, args, _trained, 5, ("widths.csv", "pairs.csv", "curves.csv"))
+    check_kill_and_resume(tmp_path, monkeypatch, args, trained, 5, ("widths.csv", "pairs.csv", "curves.csv"))
 
 
 @pytest.mark.parametrize("override, key", [

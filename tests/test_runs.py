@@ -156,9 +156,9 @@ def test_resume_after_kill_continues_from_the_checkpoint(tmp_path, monkeypatch):
     assert killed.returncode == results.KILLED, killed.stderr
     assert (out / "checkpoint.npz").exists() and not (out / "results.json").exists()
     state = results.read_checkpoint(out / "checkpoint.npz")
-    done = int(state["next_chunk"]) * CHUNK
+    done = int(state["count__next_chunk"]) * CHUNK  # stage "count" of results.Stages
     assert done == 2 * 2048  # two batches of 2048, a checkpoint after each
-    results.write_npz(out / "checkpoint.npz", {**state, "elapsed": np.array(1e6)})
+    results.write_npz(out / "checkpoint.npz", {**state, "count__elapsed": np.array(1e6)})
     computed, real = [], simplicity_bias.batch_keys
 
     def counted(*a, **k):

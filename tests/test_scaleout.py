@@ -61,7 +61,7 @@ def test_killed_sweep_resumes_killed_jobs_and_runs_missing_ones(tmp_path):
     assert not (out / "2").exists()
     finished = tree(out / "0")
     state = results.read_checkpoint(out / "1" / "checkpoint.npz")
-    results.write_npz(out / "1" / "checkpoint.npz", {**state, "elapsed": np.array(1e6)})
+    results.write_npz(out / "1" / "checkpoint.npz", {**state, "count__elapsed": np.array(1e6)})
     proc = sweep("seed=0,1,2", *args, "resume=true", f"hydra.sweep.dir={out}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert tree(out / "0") == finished

@@ -16,7 +16,7 @@ from conftest import count_calls, interrupt_on_call, make_cfg
 from conftest import run_in_process as _run
 from volume.errors import ConfigError
 from volume.experiments import build
-from volume.experiments._circuit_labels import labeller
+from circuits.registry import classifier
 from volume.training import build_trainer, train
 
 TINY = ("experiment=trained_classes", "task.target=and", "task.target_vars=[1,2]", "task.n=4", "model.hidden=[6,6]",
@@ -34,8 +34,8 @@ def _csv(path: Path) -> pd.DataFrame:
 @pytest.mark.parametrize("m", [1, 2, 3])
 def test_llama_classes_partition_the_non_constant_distractor_functions(m):
     setup = build(make_cfg(*TINY, f"task.n={2 + m}"))
-    label, got_m = labeller(setup)
-    assert got_m == m
+    label = classifier(setup)
+    assert label.m == m
     assert label.class_sizes.sum() == boolean.n_functions(m) - 2  # every non-constant h, once
     deep = ~boolean.is_threshold(label.class_reps, m)
     assert label.class_sizes[deep].sum() == boolean.non_threshold_count(m)  # |H_m| = 0, 2, 152
@@ -100,17 +100,17 @@ def test_basins_are_lower_bounds_for_the_first_networks_of_each_class(llama_runs
 
 
 def test_result_does_not_depend_on_pool_and_resumes_after_a_kill(llama_runs, tmp_path, monkeypatch):
-    from volume.experiments import _trained
+    from volume import trained
 
     root, _ = llama_runs
     args = (*TINY, f"experiment.prior_run={root / 'prior'}", "checkpoint_seconds=0")
-    monkeypatch.setattr(_trained, "TRAIN_BLOCK", 64)
-    real_train = interrupt_on_call(monkeypatch, _trained, "train", 2)
+    monkeypatch.setattr(trained, "TRAIN_BLOCK", 64)
+    real_train = interrupt_on_call(monkeypatch, trained, "train", 2)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, *args, "trainer.pool=37")
     assert (tmp_path / "checkpoint.npz").exists()
-    monkeypatch.setattr(_trained, "train", real_train)
-    resumed = count_calls(monkeypatch, _trained, "train")
+    monkeypatch.setattr(trained, "train", real_train)
+    resumed = count_calls(monkeypatch, trained, "train")
     _run(tmp_path, *args, "trainer.pool=37", "resume=true")
     # Continued: only the blocks of 64 and 32 networks after the checkpointed first block; a
     # restart from scratch would train all three blocks of 160 networks.

@@ -148,11 +148,11 @@ def test_rare_event_prior_agrees_with_counting(tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
-    from volume.experiments import _trained
+    from volume import trained
 
     args = (*SVP[:-1], "trainer.max_steps=100", "n_samples=120", "checkpoint_seconds=0")
-    monkeypatch.setattr(_trained, "TRAIN_BLOCK", 40)
-    check_kill_and_resume(tmp_path, monkeypatch, args, _trained, 3, ("records.csv", "functions.csv"))
+    monkeypatch.setattr(trained, "TRAIN_BLOCK", 40)
+    check_kill_and_resume(tmp_path, monkeypatch, args, trained, 3, ("records.csv", "functions.csv"))
 
 
 def test_path_dependence_end_to_end(tmp_path):

@@ -88,7 +88,7 @@ def forward_layers(h, theta, z_buf, h_buf, widths, w_starts, bias, activation, p
     # ones with biases)]; returns the output pre-activations z[N, n_out], a view of z_buf.
     # If keep, every layer's pre-activations also go to pre[N, sum(widths[1:])], side by side.
     # With biases, layer l's block W_l [fan_in, fan_out] is followed in theta by b_l [fan_out],
-    # so [h, 1] @ theta[W_l, b_l] is h @ W_l + b_l in a single sgemm.
+    # so [h, 1] @ theta[W_l, b_l] is h @ W_l + b_l in a single sgemm (MLP.affine's numba twin, deliberately).
     n_inputs = h.shape[0]
     n_layers = widths.shape[0] - 1
     extra = 1 if bias else 0

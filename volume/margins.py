@@ -80,7 +80,7 @@ def _score(ext, margin):
 @nb.njit(fastmath={"contract"}, cache=True)
 def _linear(x_t, w, y):
     # y = w @ x_t for x_t[k, tile] (inputs contiguous): the loop over inputs vectorises and
-    # every network is summed in the same order, alone.
+    # every network is summed in the same order, alone (MLP.affine's numba twin, deliberately).
     x0, w0 = x_t[0], w[0]
     for i in range(y.shape[0]):
         y[i] = w0 * x0[i]

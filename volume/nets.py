@@ -147,14 +147,20 @@ class MLP(Architecture):
     def n_layers(self) -> int:
         return len(self.widths) - 1
 
+    def affine(self, theta: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor:
+        """Pre-activations of `layer`, h[B, N, fan_in] @ W + b -> [B, N, fan_out] (a new tensor),
+        from the flat parameters theta[B, P]: one bmm and an in-place bias."""
+        z = torch.bmm(h, self.slice(f"W{layer}").view(theta))
+        if self.bias:
+            z += self.slice(f"b{layer}").view(theta).unsqueeze(1)
+        return z
+
     def _run(self, theta: torch.Tensor, x: torch.Tensor, keep: bool) -> list[torch.Tensor]:
-        # bmm + in-place bias and activation: the hot path of every population run.
+        # affine + in-place activation: the hot path of every population run.
         h = x.to(theta.dtype).expand(theta.shape[0], *x.shape)
         kept = []
         for layer in range(self.n_layers):
-            z = torch.bmm(h, self.slice(f"W{layer}").view(theta))
-            if self.bias:
-                z += self.slice(f"b{layer}").view(theta).unsqueeze(1)
+            z = self.affine(theta, h, layer)
             if layer == self.n_layers - 1:
                 break
             if keep:

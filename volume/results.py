@@ -1,4 +1,5 @@
-"""Results directory: atomic writes, the guard against mixing configs, checkpoints, resume.
+"""Results directory: atomic writes, the guard against mixing configs, checkpoints (`Stages`,
+every experiment's one way to checkpoint and resume), resume.
 
 Every file is written to a temporary name in the same directory and renamed over the
 target, so a killed run leaves the old file or the new one, never half of one.
@@ -12,6 +13,7 @@ import math
 import os
 import platform
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -211,6 +213,38 @@ def write_checkpoint(run_dir: Path, config: dict, state: dict[str, np.ndarray]) 
     _checkpoints_written[0] += 1
     if _checkpoints_written[0] == int(os.environ.get(EXIT_AFTER_CHECKPOINT, 0)):
         os._exit(KILLED)
+
+
+class Stages:
+    """A run's checkpoint as named stages, each a dict of arrays (stored as "{stage}__{key}").
+    A complete stage is kept as it is; a running stage saves its partial arrays (when it
+    completes, and otherwise at most every `every_seconds`) and resumes from them. `state` is
+    the checkpoint read when resuming (results.check_run_dir), else None."""
+
+    def __init__(self, run_dir: Path, config: dict, state: dict[str, np.ndarray] | None, every_seconds: float):
+        self.run_dir, self.config, self.every = run_dir, config, every_seconds
+        self.arrays = {} if state is None else dict(state)
+        self.last_save = time.perf_counter()
+
+    def get(self, name: str) -> dict[str, np.ndarray]:
+        """The stored arrays of stage `name` (empty when it never saved)."""
+        prefix = f"{name}__"
+        return {k.removeprefix(prefix): v for k, v in self.arrays.items() if k.startswith(prefix)}
+
+    def done(self, name: str) -> bool:
+        return bool(self.get(name).get("_complete", False))
+
+    def due(self) -> bool:
+        """Has every_seconds passed since the last save (a running stage's put would save)?"""
+        return time.perf_counter() - self.last_save > self.every
+
+    def put(self, name: str, arrays: dict[str, np.ndarray], complete: bool) -> None:
+        """Record stage `name`'s arrays; write the checkpoint if complete or due."""
+        self.arrays.update({f"{name}__{k}": np.asarray(v) for k, v in arrays.items()})
+        self.arrays[f"{name}___complete"] = np.array(complete)
+        if complete or self.due():
+            write_checkpoint(self.run_dir, self.config, self.arrays)
+            self.last_save = time.perf_counter()
 
 
 def clear_checkpoint(run_dir: Path) -> None:

@@ -47,6 +47,14 @@ def positive_ints(cfg: DictConfig, key: str) -> list[int]:
     return values
 
 
+def fraction(cfg: DictConfig, key: str) -> float:
+    """cfg's number at key (dotted), after checking it lies strictly between 0 and 1."""
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"{key}: a fraction in (0, 1), got {value!r}")
+    return float(value)
+
+
 def one_of(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> str:
     """cfg's value at key (dotted), after checking it is one of `allowed`."""
     value = OmegaConf.select(cfg, key)

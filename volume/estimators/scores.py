@@ -2,7 +2,8 @@
 
 A score is a plain function theta[B, P] -> [B] (float64). The rare-event and conditional
 estimators only need the score; they never look inside the network. Later experiments
-pass their own (e.g. min(target margin, circuit score)) built with `min_score`.
+pass their own: min(target margin, circuit score) in one forward pass with
+`target_and_class_score` (the circuits/ classifiers' class scores), or any `min_score`.
 """
 from __future__ import annotations
 
@@ -59,17 +60,45 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
 def torch_margin_score(arch: Architecture, x: torch.Tensor, signs: torch.Tensor, output: int = 0,
                        margin: float = 0.0) -> Score:
     """target_margin_score through arch.forward, ROWS networks per call (any architecture,
-    any device). The extremes are taken in float32 (exact) and only they go to float64."""
+    any device)."""
     x = x.to(torch.float32)
     signs = signs.to(x.device)
 
+    def values(theta: torch.Tensor) -> torch.Tensor:
+        y = arch.forward(theta.to(x.device, torch.float32), x)[..., output]
+        return scaled_margin(y, signs, margin).cpu()
+
+    return in_chunks(values)
+
+
+def target_and_class_score(target, n_inputs: int,
+                           outputs_and_class: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> Score:
+    """Score of "computes the target and is in the class": min(target margin / its scale,
+    class score), ROWS networks per call. outputs_and_class(theta float32 [b, P]) returns the
+    outputs y [b, N] and the class score [b] (> 0 iff in the class) of one forward pass."""
+    signs = target_signs(target, n_inputs)
+
+    def values(theta: torch.Tensor) -> torch.Tensor:
+        y, cls = outputs_and_class(theta.to(torch.float32))
+        return torch.minimum(scaled_margin(y, signs), cls.to(torch.float64))
+
+    return in_chunks(values)
+
+
+def scaled_margin(y: torch.Tensor, signs: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """[b] float64: (min_i sign_i y_i - margin) / (max_i |y_i| + margin + TINY) of outputs
+    y [b, N]. The extremes are taken in float32 (exact) and only they go to float64."""
+    lowest, scale = (y * signs).amin(1).double(), y.abs().amax(1).double()
+    return (lowest - margin) / (scale + margin + TINY)
+
+
+def in_chunks(values: Callable[[torch.Tensor], torch.Tensor]) -> Score:
+    """The score theta[B, P] -> [B] float64 that applies values to ROWS networks at a time."""
     def score(theta: torch.Tensor) -> torch.Tensor:
         out = torch.empty(theta.shape[0], dtype=torch.float64)
         with torch.inference_mode():
             for start in range(0, theta.shape[0], ROWS):
-                y = arch.forward(theta[start : start + ROWS].to(x.device, torch.float32), x)[..., output]
-                lowest, scale = (y * signs).amin(1).double(), y.abs().amax(1).double()
-                out[start : start + ROWS] = ((lowest - margin) / (scale + margin + TINY)).cpu()
+                out[start : start + ROWS] = values(theta[start : start + ROWS])
         return out
 
     return score
@@ -93,17 +122,3 @@ def min_score(*scores: Score) -> Score:
 def max_score(*scores: Score) -> Score:
     """The score of the union of classes: positive iff some score is positive."""
     return _combined(scores, "max_score", torch.amax)
-
-
-# Classes with a continuous score, by name. Circuit classes (llamaizer, serial circuit)
-# register theirs when they exist; until then asking for them is an error, not a guess.
-CLASS_SCORES: dict[str, Callable[..., Score]] = {"target": target_margin_score}
-
-
-def class_score(name: str, **kwargs) -> Score:
-    """The registered score of a named class; a clear error for a class without one."""
-    if name not in CLASS_SCORES:
-        raise ValueError(f"class {name!r} has no continuous score, so rare-event estimation cannot define it; "
-                         f"classes with a score: {sorted(CLASS_SCORES)}. Pass your own score function, "
-                         "or use Monte Carlo (which reports an explicit upper bound when nothing is hit)")
-    return CLASS_SCORES[name](**kwargs)

@@ -1,6 +1,7 @@
 """One module per experiment, each with `validate(setup)` (its own keys), `run(setup, run_dir,
-state) -> summary` and `describe(summary) -> str` (the paragraph printed at the end). A module
-placed here is an experiment: `experiment.name` is its module name. `build` and `validate`
+stages) -> summary` (stages: the run's checkpoint, volume.results.Stages) and
+`describe(summary) -> str` (the paragraph printed at the end). A module placed here whose name
+does not start with `_` is an experiment: `experiment.name` is its module name. `build` and `validate`
 check a whole call before any work."""
 from __future__ import annotations
 

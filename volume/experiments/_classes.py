@@ -13,7 +13,6 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -64,12 +63,14 @@ def to_result(record: dict) -> SplittingResult:
     return SplittingResult(est, np.array(record["run_log_p"]), np.array(record["reached"], bool))
 
 
-def run_jobs(setup: Setup, run_dir: Path, state: dict | None, jobs: list[Job], options: dict) -> dict[str, dict]:
-    """Run every job not already in the checkpoint; checkpoint after each. name -> record."""
-    done: dict[str, dict] = json.loads(str(state["records"])) if state is not None and "records" in state else {}
+def run_jobs(setup: Setup, stages: results.Stages, jobs: list[Job], options: dict) -> dict[str, dict]:
+    """Run every job whose stage is not complete in the checkpoint; checkpoint after each
+    (stage job.name holds its record as JSON). name -> record, in job order."""
+    records: dict[str, dict] = {}
     cfg = setup.cfg
     for k, job in enumerate(jobs):
-        if job.name in done:
+        if stages.done(job.name):
+            records[job.name] = json.loads(str(stages.get(job.name)["record"]))
             continue
         if cfg.progress:
             print(f"[{k + 1}/{len(jobs)}] {job.name}", flush=True)
@@ -77,9 +78,9 @@ def run_jobs(setup: Setup, run_dir: Path, state: dict | None, jobs: list[Job], o
         result = splitting(job.score, setup.arch, setup.prior, seed=cfg.seed, stream=job.stream,
                            final_population=job.inspect is not None, progress=cfg.progress, **options)
         extra = job.inspect(result) if job.inspect is not None and result.theta is not None else {}
-        done[job.name] = _record(result, time.perf_counter() - start, extra)
-        results.write_checkpoint(run_dir, setup.config, {"records": np.array(json.dumps(done))})
-    return done
+        records[job.name] = _record(result, time.perf_counter() - start, extra)
+        stages.put(job.name, {"record": np.array(json.dumps(records[job.name]))}, complete=True)
+    return records
 
 
 def conditional_row(name: str, record: dict, given: dict) -> dict:

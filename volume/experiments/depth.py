@@ -8,7 +8,7 @@ the result at tau = 0.3, 0.4, 0.5): serial (a chain
 pair -> triple -> all in increasing blocks), parallel (two disjoint pairs, then all), single
 (all in one block, no intermediate before it), mixed (serial and parallel), other. Per
 class: log P(class | target) by rare-event splitting on min(target margin, class score)
-(circuits.depth.class_scores: > 0 iff the network's Walsh reading is that class). Next to
+(circuits.depth.class_score: > 0 iff the network's Walsh reading is that class). Next to
 the measurements: placement counts of one specific tree vs one specific chain, and of all
 trees vs all chains (circuits.depth), the counting predictions of the ratio. Inside each
 class (MCMC samples of the prior restricted to class and target, a cross-check only) the
@@ -25,36 +25,14 @@ import torch
 
 from circuits import depth as cdepth
 from circuits.interventions import path_decomposition, path_length_profile
-from circuits.units import power_fractions, walsh
 from volume import plots, results
 from volume.errors import ConfigError
 from volume.estimators.conditional import welch_difference
-from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
+from volume.estimators.scores import target_margin_score
 from volume.experiments import _classes
 from volume.nets import ResidualMLP
 from volume.rng import CLASS_STREAM, PRIOR_STREAM
-from volume.setup import Setup
-
-
-def class_score(arch: ResidualMLP, task, T: int, tau: float, name: str) -> Score:
-    """min(target margin / its scale, circuits.depth.class_scores[name]); one forward pass
-    gives both the block writes (for the Walsh reading) and the output."""
-    signs, x = target_signs(task.target, task.n_inputs), task.x.to(torch.float32)
-
-    def score(theta: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(theta.shape[0], dtype=torch.float64)
-        with torch.inference_mode():
-            for start in range(0, theta.shape[0], ROWS):
-                th = theta[start : start + ROWS].to(torch.float32)
-                writes, stream = arch.block_writes(th, x)
-                y = arch.readout(th, stream)[..., 0]
-                target = (y * signs).amin(1).double() / (y.abs().amax(1).double() + TINY)  # float32 extremes are exact
-                frac = power_fractions(walsh(torch.stack(writes, 1), dim=2))
-                cls = cdepth.class_scores(frac, T, tau)[name].to(torch.float64)
-                out[start : start + ROWS] = torch.minimum(target, cls)
-        return out
-
-    return score
+from volume.setup import Setup, fraction
 
 
 def _check(setup: Setup) -> tuple[float, list[str]]:
@@ -63,9 +41,7 @@ def _check(setup: Setup) -> tuple[float, list[str]]:
         raise ConfigError("model: experiment depth needs model=resmlp with n_out=1")
     if cfg.task.get("name") != "boolean" or cfg.task.get("target") != "parity" or setup.task.target is None:
         raise ConfigError("task: experiment depth needs task.name=boolean and task.target=parity")
-    tau = cfg.experiment.get("tau")
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau < 1:
-        raise ConfigError(f"experiment.tau: a fraction in (0, 1), got {tau!r}")
+    tau = fraction(cfg, "experiment.tau")
     classes = list(cfg.experiment.get("classes") or [])
     bad = [c for c in classes if c not in cdepth.LABELS]
     if not classes or bad or len(set(classes)) != len(classes):
@@ -73,7 +49,7 @@ def _check(setup: Setup) -> tuple[float, list[str]]:
     if bin(cdepth.target_set(setup.task)).count("1") != 4:
         raise ConfigError("task.target_vars: the serial/parallel placements are defined for 4-bit parity; "
                           f"got {cfg.task.get('target_vars')}")
-    return float(tau), classes
+    return tau, classes
 
 
 def predictions(n_blocks: int, width: int) -> dict[str, dict[str, int]]:
@@ -131,15 +107,15 @@ def validate(setup: Setup) -> None:
     _check(setup)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     options = _classes.estimator_options(setup)
     tau, classes = _check(setup)
     arch, task = setup.arch, setup.task
-    T = cdepth.target_set(task)
+    classifier = cdepth.DepthClassifier(tau)
     jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), PRIOR_STREAM)]
-    jobs += [_classes.Job(name, class_score(arch, task, T, tau, name), CLASS_STREAM + cdepth.LABELS.index(name),
+    jobs += [_classes.Job(name, classifier.class_score(arch, task, name), CLASS_STREAM + cdepth.LABELS.index(name),
                           _inspect(arch, task, tau)) for name in classes]
-    records = _classes.run_jobs(setup, run_dir, state, jobs, options)
+    records = _classes.run_jobs(setup, stages, jobs, options)
     pred = predictions(arch.n_blocks, arch.block_width)
     rows = []
     for name in classes:
@@ -161,7 +137,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     summary["figures"] = [plot(frame, records, run_dir, f"{arch.describe()}, tau = {tau}")]
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary, "estimates": records,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

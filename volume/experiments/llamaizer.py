@@ -30,13 +30,12 @@ import pandas as pd
 import torch
 
 from circuits import boolean
-from circuits.llama import classify_llamas, split_of
-from circuits.units import function_margins
-from volume import fused, plots, results
+from circuits.llama import LlamaClassifier, classify_llamas, distractor_bits, split_of, unit_class_score
+from volume import plots, results
 from volume.complexity import complexity_table
 from volume.errors import ConfigError
 from volume.estimators import sums
-from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
+from volume.estimators.scores import target_margin_score
 from volume.experiments import _classes
 from volume.nets import MLP
 from volume.rng import CLASS_STREAM, PRIOR_STREAM
@@ -45,48 +44,6 @@ from volume.setup import Setup, positive_int
 AND, XOR = 0b1000, 0b0110  # keys over two variables
 KINDS = ("deep", "shallow")
 INSPECTED = ("frac_used", "mean_llama_units", "mean_distinct_llamas", "share_other_llama", "mean_inv_distinct")
-
-
-def unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
-    """min(target margin, max over hidden units and keys of the unit's margin against the
-    function key of `variables`), each margin divided by its own max |value| over the cube
-    (scale-free, so splitting levels cannot creep to 0 by shrinking units; the positive set
-    is that of circuits.llama.llama_score). One forward pass serves both margins."""
-    keys = np.asarray(keys, np.uint64)
-    signs, x = target_signs(task.target, task.n_inputs), task.x.to(torch.float32)
-    n = task.n_vars
-
-    def score(theta: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(theta.shape[0], dtype=torch.float64)
-        with torch.inference_mode():
-            for start in range(0, theta.shape[0], ROWS):
-                pre = fused.mlp_preactivations(arch, theta[start : start + ROWS], x)
-                y = pre[-1][..., 0]
-                target = (y * signs).amin(1).double() / (y.abs().amax(1).double() + TINY)
-                unit = torch.stack([function_margins(z, n, variables, keys, scaled=True).amax((1, 2))
-                                    for z in pre[:-1]]).amax(0).to(torch.float64)
-                out[start : start + ROWS] = torch.minimum(target, unit)
-        return out
-
-    return score
-
-
-def distractor_bits(setup: Setup, who: str, max_m: int) -> int:
-    """m, the number of distractor bits, after checking that the model (an MLP with one
-    output and >= 1 hidden layer) and the task (pm1 cube, target, target_vars) suit a llama
-    experiment; `who` names the experiment in the ConfigError."""
-    cfg, task = setup.cfg, setup.task
-    if not isinstance(setup.arch, MLP) or setup.arch.n_out != 1 or setup.arch.n_layers < 2:
-        raise ConfigError(f"model: {who} needs model=mlp with >= 1 hidden layer and n_out=1")
-    if cfg.task.get("name") != "boolean" or cfg.task.get("encoding") != "pm1" or task.target is None \
-            or not cfg.task.get("target_vars"):
-        raise ConfigError(f"task: {who} needs task.name=boolean, task.encoding=pm1, a task.target "
-                          "and task.target_vars (the other bits are the distractors)")
-    m = task.n_vars - len(cfg.task.target_vars)
-    if not 1 <= m <= max_m:
-        raise ConfigError(f"task.n: the number of distractor bits m = task.n - len(task.target_vars) must be in "
-                          f"1..{max_m} for {who}, got {m}")
-    return m
 
 
 def _check(setup: Setup) -> int:
@@ -171,7 +128,7 @@ def _inspect_target(arch: MLP, task):
 
 def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
     cfg, arch, task = setup.cfg, setup.arch, setup.task
-    split = split_of(task)
+    split, classifier = split_of(task), LlamaClassifier(m)
     exp = cfg.experiment
     jobs = [_classes.Job(_classes.GIVEN, target_margin_score(arch, task.x, task.target), PRIOR_STREAM,
                          _inspect_target(arch, task))]
@@ -184,7 +141,7 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
                        "names": [f"{kind}_{int(h):x}" for h in reps]}
         stats = complexity_table(reps.reshape(-1, 1), 1 << m, True) if len(reps) else {}
         for c, h in enumerate(reps):
-            jobs.append(_classes.Job(f"{kind}_{int(h):x}", unit_class_score(arch, task, split.distractors, [h]),
+            jobs.append(_classes.Job(f"{kind}_{int(h):x}", classifier.class_score(arch, task, int(h)),
                                      CLASS_STREAM + 2 * (int(h) + (1 << (1 << m)) * KINDS.index(kind)),
                                      _inspect_llama(arch, task, int(h), kind),
                                      {"kind": kind, "h": f"{int(h):x}", "class_weight": weights[c],
@@ -268,11 +225,11 @@ def validate(setup: Setup) -> None:
     _check(setup)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     options = _classes.estimator_options(setup)
     m = _check(setup)
     jobs, plans = build_jobs(setup, m)
-    records = _classes.run_jobs(setup, run_dir, state, jobs, options)
+    records = _classes.run_jobs(setup, stages, jobs, options)
     frame, summary = summarise(records, jobs, plans, m, setup.cfg.seed)
     plots.write_classes(run_dir, frame.to_dict("records") + union_rows(summary))
     summary["seconds"] = sum(r["seconds"] for r in records.values())
@@ -280,7 +237,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     summary["figures"] = [plot(frame, run_dir, f"{setup.arch.describe()}, m = {m}")]
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary, "estimates": records,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

@@ -38,9 +38,8 @@ from volume.errors import ConfigError
 from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.nets import Architecture
 from volume.setup import Setup, positive_int
+from volume.trained import Split, common_checks, sweep_widths, train_population, width_architecture
 from volume.training.losses import point_losses
-
-from volume.experiments._trained import Split, common_checks, resume, sweep_widths, trained, width_architecture
 
 PATH_ELEMENTS = 1 << 22  # hidden activations per forward chunk along the paths (float64: 32 MB)
 LOSS_SCALE = {"mse": 1.0, "ce": math.log(2.0)}  # the loss of the zero output
@@ -117,18 +116,15 @@ def validate(setup: Setup) -> None:
     check(setup)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, exp = setup.cfg, setup.task, setup.cfg.experiment
     trainer, split, widths = check(setup)
-    summary, stages = resume(setup, run_dir, state)
-    if summary is not None:
-        return summary
     ids = np.arange(2 * exp.n_pairs)
     ts = np.linspace(0.0, 1.0, exp.n_points)
     rows, pairs, curves = [], [], []
     for width in widths:
         arch = width_architecture(cfg, width, task.n_vars)
-        runs = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, f"w{width}_runs",
+        runs = train_population(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, f"w{width}_runs",
                        cfg.progress, extra=lambda out: {"theta": out.theta.numpy()}, extra_fields=("theta",))
         fit = np.flatnonzero(runs["fitted"])
         a_ids, b_ids = fit[0 : len(fit) // 2 * 2 : 2], fit[1 : len(fit) // 2 * 2 : 2]
@@ -164,7 +160,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
                "threshold": threshold, "figures": [figure]}
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

@@ -27,9 +27,8 @@ from volume.estimate import Estimate
 from volume.estimators.monte_carlo import monte_carlo_estimate
 from volume.functions import FunctionTable, unique_counts
 from volume.setup import Setup, positive_int
-
-from volume.experiments._trained import (aligned_counts, common_checks, held_out_keys, prior_posterior, records_frame,
-                                         resume, sweep_widths, table_of, trained, width_architecture)
+from volume.trained import (aligned_counts, common_checks, held_out_keys, prior_posterior, records_frame,
+                            sweep_widths, table_of, train_population, width_architecture)
 
 Z95 = 1.959963984540054
 
@@ -125,21 +124,18 @@ def validate(setup: Setup) -> None:
     check(setup)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, exp = setup.cfg, setup.task, setup.cfg.experiment
     trainer, split, widths = check(setup)
-    summary, stages = resume(setup, run_dir, state)
-    if summary is not None:
-        return summary
     ids = np.arange(cfg.n_samples)
     same_init = np.repeat(np.arange(exp.n_inits), exp.runs_per_init)
     same_order = cfg.n_samples + np.arange(len(same_init))  # orders unused by the independent runs
     rows, records = [], []
     for width in widths:
         arch = width_architecture(cfg, width, task.n_vars)
-        indep = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, f"w{width}_runs",
+        indep = train_population(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, f"w{width}_runs",
                         cfg.progress)
-        same = trained(arch, setup.prior, trainer, task, split, cfg.seed, same_init, same_order, stages,
+        same = train_population(arch, setup.prior, trainer, task, split, cfg.seed, same_init, same_order, stages,
                        f"w{width}_same", cfg.progress)
         post, n_consistent = prior_posterior(arch, setup.prior, task, split, cfg.seed, exp.n_prior, cfg.batch_size,
                                              stages, f"w{width}_prior", cfg.progress)
@@ -176,7 +172,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
                "train_inputs": split.train.tolist(), "figures": [figure]}
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

@@ -6,7 +6,6 @@ log P(score > level) against the level, up to the class at level 0).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -58,10 +57,8 @@ def validate(setup: Setup) -> None:
     estimator_options(setup)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
-    options = estimator_options(setup)
-    if state is not None and state.get("complete"):
-        return json.loads((run_dir / results.RESULTS).read_text())["summary"]
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
+    options = estimator_options(setup)  # one estimate, no checkpoint: stages stay unused
     cfg = setup.cfg
     score = target_margin_score(setup.arch, setup.task.x, setup.task.target,
                                 margin=float(cfg.experiment.get("margin", 0.0)))

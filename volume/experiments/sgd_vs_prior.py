@@ -27,9 +27,8 @@ from volume.nets import MLP
 from volume.nngp import check_nngp, gp_keys, nngp_kernel, ordered_factor
 from volume.rng import RARE_FUNCTION_STREAM
 from volume.setup import Setup, positive_int
-
-from volume.experiments._trained import (Stages, aligned_counts, common_checks, resume, frequencies,
-                                         prior_posterior, records_frame, table_of, trained)
+from volume.trained import (aligned_counts, common_checks, frequencies, prior_posterior, records_frame, table_of,
+                            train_population)
 
 TABLE, PRIOR_TABLE, NNGP_TABLE = "functions.npz", "prior_functions.npz", "nngp_functions.npz"
 
@@ -51,7 +50,7 @@ def nngp_size(setup: Setup) -> int:
     return n_nngp
 
 
-def nngp_posterior(setup: Setup, split, n_nngp: int, stages: Stages) -> tuple[FunctionTable, int, str]:
+def nngp_posterior(setup: Setup, split, n_nngp: int, stages: results.Stages) -> tuple[FunctionTable, int, str]:
     """P_NNGP(f | S): counts of the functions of n_nngp samples of the NNGP that fit S (drawn
     conditionally: the held-out outputs only for samples that fit), and how the kernel was factored."""
     cfg, task = setup.cfg, setup.task
@@ -108,7 +107,7 @@ def top_mass(frame: pd.DataFrame, n_sgd: int, ks: list[int]) -> dict:
 
 
 def rare_event_prior(frame: pd.DataFrame, setup: Setup, p_s, top: int, below: int, options: dict,
-                     stages: Stages) -> pd.DataFrame:
+                     stages: results.Stages) -> pd.DataFrame:
     """log P_B(f | S) = log P(f) - log P(S) by subset simulation (volume.estimators) for the
     `top` functions training finds most often whose prior count is below `below`; the
     interval combines both ends conservatively (P(f) low minus P(S) high, and vice versa).
@@ -213,16 +212,13 @@ def validate(setup: Setup) -> None:
     nngp_size(setup)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, arch = setup.cfg, setup.task, setup.arch
     trainer, split = common_checks(setup)
-    summary, stages = resume(setup, run_dir, state)
-    if summary is not None:
-        return summary
     n_prior, rare_top, rare_below, rare_options, top_k = _options(setup)
     n_nngp = nngp_size(setup)
     ids = np.arange(cfg.n_samples)
-    runs = trained(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, "sgd", cfg.progress)
+    runs = train_population(arch, setup.prior, trainer, task, split, cfg.seed, ids, ids, stages, "sgd", cfg.progress)
     post, n_consistent = prior_posterior(arch, setup.prior, task, split, cfg.seed, n_prior, cfg.batch_size,
                                          stages, "prior", cfg.progress)
     gp, n_consistent_gp, method = nngp_posterior(setup, split, n_nngp, stages) if n_nngp else (None, 0, None)
@@ -257,7 +253,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     }
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

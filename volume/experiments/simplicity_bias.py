@@ -25,20 +25,18 @@ from volume.setup import Setup, one_of
 TABLE = "functions.npz"
 
 
-def count(setup: Setup, run_dir: Path, state: dict | None) -> tuple[FunctionTable, float]:
-    """Count the functions of this shard's chunks, checkpointing; returns (table, seconds)."""
+def count(setup: Setup, stages: results.Stages) -> tuple[FunctionTable, float]:
+    """Count the functions of this shard's chunks in checkpointed stage "count" (resumed
+    from it); returns (table, seconds)."""
     cfg = setup.cfg
     chunks = shard_chunks(cfg.n_samples, cfg.shard, cfg.num_shards)
-    n_inputs = setup.task.n_inputs
-    table = FunctionTable(n_inputs)
-    next_chunk, elapsed = chunks.start, 0.0
-    if state is not None:
-        table = FunctionTable.from_state(state)
-        next_chunk, elapsed = int(state["next_chunk"]), float(state["elapsed"])
+    have = stages.get("count")
+    table = FunctionTable.from_state(have) if have else FunctionTable(setup.task.n_inputs)
+    next_chunk, elapsed = (int(have["next_chunk"]), float(have["elapsed"])) if have else (chunks.start, 0.0)
     first_sample = chunks.start * CHUNK
     last_sample = min(cfg.n_samples, chunks.stop * CHUNK)
     done = min(next_chunk * CHUNK, last_sample) - first_sample
-    start, last_save = time.perf_counter(), time.perf_counter()
+    start = time.perf_counter()
     with tqdm(total=last_sample - first_sample, initial=done, unit="net", unit_scale=True, smoothing=0.1,
               disable=not cfg.progress, desc=f"{cfg.experiment.name} shard {cfg.shard}/{cfg.num_shards}") as bar:
         per_batch = max(1, cfg.batch_size // CHUNK)
@@ -48,11 +46,9 @@ def count(setup: Setup, run_dir: Path, state: dict | None) -> tuple[FunctionTabl
                               device=cfg.device)
             table.add(keys)
             bar.update(len(keys))
-            if time.perf_counter() - last_save > cfg.checkpoint_seconds and batch.stop < chunks.stop:
-                results.write_checkpoint(run_dir, setup.config, {
-                    **table.state(), "next_chunk": np.array(batch.stop),
-                    "elapsed": np.array(elapsed + time.perf_counter() - start)})
-                last_save = time.perf_counter()
+            if batch.stop < chunks.stop and stages.due():  # the finished count goes to results, not here
+                stages.put("count", {**table.state(), "next_chunk": np.array(batch.stop),
+                                     "elapsed": np.array(elapsed + time.perf_counter() - start)}, complete=False)
     return table, elapsed + time.perf_counter() - start
 
 
@@ -109,9 +105,9 @@ def validate(setup: Setup) -> None:
     one_of(setup.cfg, "estimator.name", ("monte_carlo",))
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg = setup.cfg
-    table, seconds = count(setup, run_dir, state)
+    table, seconds = count(setup, stages)
     chunks = shard_chunks(cfg.n_samples, cfg.shard, cfg.num_shards)
     n_shard = min(cfg.n_samples, chunks.stop * CHUNK) - chunks.start * CHUNK
     assert table.total == n_shard, (table.total, n_shard)
@@ -120,7 +116,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     summary = finish(table, setup.config, run_dir, n_shard, boolean_cube, title, {
         "seconds": seconds, "networks_per_second": n_shard / max(seconds, 1e-9),
         "threads": torch.get_num_threads(), "shard": cfg.shard, "num_shards": cfg.num_shards})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

@@ -3,7 +3,7 @@
 n_samples networks are trained (each from its own initialisation and data order, volume.training)
 on every input of the task, so a network that fits computes the target exactly. The ones
 that fit are sorted into circuit classes (experiment.circuits: `llama` or `depth`, see
-volume/experiments/_circuit_labels.py); P_SGD(class | target) is the share of them in each class,
+circuits.registry); P_SGD(class | target) is the share of them in each class,
 with an exact (Clopper-Pearson) interval. Next to it, P(class | target) under the prior, read
 from a finished run of the counting experiment given as experiment.prior_run (llamaizer or
 depth; null leaves those columns empty). For the first experiment.basin_per_class trained
@@ -11,9 +11,20 @@ networks of every class, the local volume of the target's region around the netw
 (volume.estimators.basin: prior mass of the star-shaped set where the network still
 computes the target, a lower bound). Writes classes.csv, records.csv, basins.csv and
 trained_classes.png.
+
+The prior's side of every event (circuits.classifier: `events`) comes from the prior run's
+classes.csv and results.json:
+- depth classes and llama symmetry classes c are measured there per class; for a symmetry
+  class the llamaizer run measures one member h_c, so P(some unit carries a member of c) lies
+  between P(h_c) (one member) and |c| P(h_c) (union bound over members, symmetric by
+  permuting/negating distractor bits, which the prior, the task and full-cube training all
+  respect);
+- any deep / any shallow llama: between the best single class and the sum over classes;
+- direct (no llama unit): the llamaizer run's lower bound 1 - (deep sum + shallow sum).
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -21,16 +32,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from circuits.classifier import Classifier
+from circuits.registry import classifier as classifier_of
 from volume import results
 from volume.errors import ConfigError
 from volume.estimators.basin import basin
 from volume.estimators.scores import target_margin_score
 from volume.functions import output_keys
+from volume.plots import read_classes
 from volume.setup import Setup, positive_int
+from volume.trained import Split, frequencies, records_frame, train_population
 from volume.training import build_trainer, train
 
-from volume.experiments._circuit_labels import labeller, load_prior_run, prior_columns
-from volume.experiments._trained import Split, Stages, resume, frequencies, records_frame, trained
+SAME_KEYS = ("model", "prior", "task")  # must match between the trained run and its prior run
 
 
 def _check(setup: Setup) -> dict:
@@ -44,7 +58,7 @@ def _check(setup: Setup) -> dict:
 
 
 def _basins(setup: Setup, trainer, runs: dict, label_names: tuple[str, ...], per_class: int, directions: int,
-            stages: Stages) -> pd.DataFrame:
+            stages: results.Stages) -> pd.DataFrame:
     """Basin lower bounds for the first `per_class` fitted networks of every class. Their
     parameters are retrained (a network's run depends only on its seed and ids), and the
     retrained function must equal the recorded one."""
@@ -74,6 +88,66 @@ def _basins(setup: Setup, trainer, runs: dict, label_names: tuple[str, ...], per
     return pd.DataFrame({"network": chosen, "class": np.array(label_names)[runs["label"][chosen]],
                          "log_volume": have["log_volume"], "median_radius": have["median_radius"], "ess": have["ess"],
                          "n_evals": have["n_evals"]})
+
+
+def load_prior_run(setup: Setup, classifier: Classifier) -> dict | None:
+    """classes.csv and the summary of experiment.prior_run (null: none), after checking it
+    is a finished run of the matching counting experiment on the same model, prior and task."""
+    path = setup.cfg.experiment.get("prior_run")
+    if path is None:
+        return None
+    run_dir = Path(str(path))
+    if not (run_dir / results.RESULTS).is_file() or not (run_dir / "classes.csv").is_file():
+        raise ConfigError(f"experiment.prior_run: {run_dir} holds no finished run (results.json and classes.csv)")
+    stored = json.loads((run_dir / results.RESULTS).read_text())
+    want = classifier.prior_experiment
+    if stored["config"]["experiment"]["name"] != want:
+        raise ConfigError(f"experiment.prior_run: needs a finished {want} run for experiment.circuits="
+                          f"{classifier.name}, got a {stored['config']['experiment']['name']} run")
+    for key in SAME_KEYS:
+        if stored["config"][key] != setup.config[key]:
+            raise ConfigError(f"experiment.prior_run: its {key} differs from this run's: {stored['config'][key]} "
+                              f"vs {setup.config[key]}")
+    for key in classifier.same_keys:
+        if stored["config"]["experiment"][key] != setup.cfg.experiment[key]:
+            raise ConfigError(f"experiment.{key}: the prior run used {key} = {stored['config']['experiment'][key]}")
+    classes = read_classes(run_dir)  # bound: "", "upper" or "target_not_reached"
+    return {"classes": classes,
+            "summary": stored["summary"], "dir": str(run_dir)}
+
+
+def prior_columns(events: pd.DataFrame, prior: dict | None) -> pd.DataFrame:
+    """log P(class | target) under the prior as an interval [log_low, log_high] (natural
+    log; 95% ends of the estimates behind each end) and what the interval means."""
+    out = events.assign(prior_low=np.nan, prior_high=np.nan, prior_meaning="")
+    if prior is None:
+        return out
+    measured = prior["classes"].set_index("class")
+    summary = prior["summary"]
+    for i, row in out.iterrows():
+        name = row["class"]
+        one = measured.loc[name] if name in measured.index else None
+        if one is not None and one["bound"] == "target_not_reached":
+            out.loc[i, "prior_meaning"] = "not measured: the prior run never reached the target"
+        elif one is not None and row["kind"] == "h_class":
+            out.loc[i, ["prior_low", "prior_high", "prior_meaning"]] = [
+                one["ci_low"], min(0.0, one["ci_high"] + math.log(row["class_size"])),
+                "[one member, union bound over the class]" + (" (upper bound only)" if one["bound"] else "")]
+        elif one is not None and row["kind"] == "label":  # depth classes
+            out.loc[i, ["prior_low", "prior_high", "prior_meaning"]] = [
+                one["ci_low"], one["ci_high"], "upper bound" if one["bound"] else "estimate"]
+        elif row["kind"] == "union" and (kind := name.removeprefix("any_")) in summary:
+            total, best = summary[kind]["sum_over_h"], summary[kind].get("union_lower")
+            if total["ci"][1] is None:  # the sum has no upper end: the prior run never reached the target
+                out.loc[i, "prior_meaning"] = "not measured: the prior run never reached the target"
+                continue
+            low = best["ci"][0] if best and best["ci"][0] is not None else -math.inf
+            out.loc[i, ["prior_low", "prior_high", "prior_meaning"]] = [
+                low, min(0.0, total["ci"][1]), "[best class, sum over classes]"]
+        elif name == "direct" and summary.get("direct_lower_bound") is not None:
+            out.loc[i, ["prior_low", "prior_high", "prior_meaning"]] = [
+                summary["direct_lower_bound"], 0.0, "lower bound (1 - all llamas)"]
+    return out
 
 
 def _class_frame(events: pd.DataFrame, n_fitted: int, basins: pd.DataFrame) -> pd.DataFrame:
@@ -125,31 +199,28 @@ def plot(frame: pd.DataFrame, basins: pd.DataFrame, run_dir: Path, title: str) -
 def validate(setup: Setup) -> None:
     """Every check of this experiment's keys, run before hydra writes anything."""
     _check(setup)
-    label, _ = labeller(setup)
-    load_prior_run(setup, label.circuit)
+    load_prior_run(setup, classifier_of(setup))
     build_trainer(setup.cfg.trainer)
 
 
-def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
+def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, arch = setup.cfg, setup.task, setup.arch
     options = _check(setup)
-    label, m = labeller(setup)
-    prior = load_prior_run(setup, label.circuit)
+    classifier = classifier_of(setup)
+    prior = load_prior_run(setup, classifier)
     trainer = build_trainer(cfg.trainer)
-    summary, stages = resume(setup, run_dir, state)
-    if summary is not None:
-        return summary
     everything = Split(np.arange(task.n_inputs), np.zeros(0, np.int64))
     ids = np.arange(cfg.n_samples)
-    runs = trained(arch, setup.prior, trainer, task, everything, cfg.seed, ids, ids, stages, "sgd", cfg.progress,
-                   extra=lambda out: label.label(arch, out.theta, task), extra_fields=label.fields)
+    runs = train_population(arch, setup.prior, trainer, task, everything, cfg.seed, ids, ids, stages, "sgd", cfg.progress,
+                   extra=lambda out: classifier.arrays(classifier.label(arch, out.theta, task)),
+                   extra_fields=classifier.fields)
     fitted = runs["fitted"]
-    events = label.events({k: runs[k][fitted] for k in label.fields}, m)
-    basins = _basins(setup, trainer, runs, label.label_names, options["basin_per_class"],
+    events = classifier.events({k: runs[k][fitted] for k in classifier.fields})
+    basins = _basins(setup, trainer, runs, classifier.labels, options["basin_per_class"],
                      options["basin_directions"], stages)
     frame = prior_columns(_class_frame(events, int(fitted.sum()), basins), prior)
     records = records_frame(runs, ids, ids, cfg.seed, task, everything)
-    records["class"] = np.array(label.label_names)[runs["label"]]
+    records["class"] = np.array(classifier.labels)[runs["label"]]
     records.loc[~fitted, "class"] = ""
     results.write_csv(run_dir / "classes.csv", frame)
     results.write_csv(run_dir / "records.csv", records)
@@ -157,7 +228,7 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     title = (f"{arch.describe()}, {trainer.optimizer} lr={trainer.lr} batch={trainer.batch_size or 'full'}; "
              f"{int(fitted.sum()):,} of {cfg.n_samples:,} runs fit")
     summary = {
-        "circuits": label.circuit, "n_runs": int(cfg.n_samples), "n_fitted": int(fitted.sum()),
+        "circuits": classifier.name, "n_runs": int(cfg.n_samples), "n_fitted": int(fitted.sum()),
         "median_steps": float(np.median(runs["steps"])), "prior_run": None if prior is None else prior["dir"],
         "classes": {row["class"]: {"count": int(row["count"]), "log_p_sgd": row["log_p_sgd"],
                                    "ci_sgd": [row["ci_low_sgd"], row["ci_high_sgd"]],
@@ -167,7 +238,6 @@ def run(setup: Setup, run_dir: Path, state: dict | None) -> dict:
     }
     results.write_json(run_dir / results.RESULTS, {"config": setup.config, "summary": summary,
                                                    "versions": results.versions()})
-    results.clear_checkpoint(run_dir)
     return summary
 
 

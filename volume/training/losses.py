@@ -35,9 +35,7 @@ def _mlp_losses_and_grad(arch: MLP, theta: torch.Tensor, x: torch.Tensor, sign: 
     inputs, pre = [], []
     h = x.expand(theta.shape[0], *x.shape)
     for layer in range(arch.n_layers):
-        z = torch.bmm(h, arch.slice(f"W{layer}").view(theta))
-        if arch.bias:
-            z += arch.slice(f"b{layer}").view(theta).unsqueeze(1)
+        z = arch.affine(theta, h, layer)
         inputs.append(h)
         pre.append(z)
         h = ACTIVATIONS[arch.activation](z) if layer < arch.n_layers - 1 else z

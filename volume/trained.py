@@ -1,12 +1,10 @@
-"""Shared by the experiments on trained populations: the training split, checkpointed stages,
-trained populations (records and final function keys) and the prior's posterior P_B(f | S)
-by counting consistent prior samples."""
+"""Trained populations, shared by the experiments on trained networks (sgd_vs_prior,
+path_dependence, mode_connectivity, trained_classes): the training split and its checks,
+training in checkpointed blocks (records and final function keys), and the prior's posterior
+P_B(f | S) by counting consistent prior samples. Checkpoints go through results.Stages."""
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -15,13 +13,13 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from volume import results
 from volume.errors import ConfigError
 from volume.estimators.monte_carlo import log_frequencies, monte_carlo_estimate
 from volume.functions import FunctionTable, keys_to_hex, output_keys, pack_bits, unique_counts, unpack_bits
 from volume.nets import Architecture, build_architecture
 from volume.population import CHUNK, batch_keys, n_chunks
 from volume.priors import Prior
+from volume.results import Stages
 from volume.setup import Setup, positive_int, positive_ints
 from volume.tasks import Task
 from volume.training import TrainResult, Trainer, build_trainer, train
@@ -73,31 +71,7 @@ def width_architecture(cfg, width: int, n_in: int) -> Architecture:
     return build_architecture(OmegaConf.merge(cfg.model, {"hidden": [width] * cfg.experiment.depth}), n_in)
 
 
-class Stages:
-    """Checkpointed named stages, each a dict of arrays. Complete stages are kept in the
-    checkpoint; the running stage saves its partial arrays and resumes from them."""
-
-    def __init__(self, run_dir: Path, config: dict, state: dict | None, every_seconds: float):
-        self.run_dir, self.config, self.every = run_dir, config, every_seconds
-        self.arrays = {} if state is None or state.get("complete") is not None else dict(state)
-        self.last_save = time.perf_counter()
-
-    def get(self, name: str) -> dict[str, np.ndarray]:
-        prefix = f"{name}__"
-        return {k.removeprefix(prefix): v for k, v in self.arrays.items() if k.startswith(prefix)}
-
-    def done(self, name: str) -> bool:
-        return bool(self.get(name).get("_complete", False))
-
-    def put(self, name: str, arrays: dict[str, np.ndarray], complete: bool) -> None:
-        self.arrays.update({f"{name}__{k}": np.asarray(v) for k, v in arrays.items()})
-        self.arrays[f"{name}___complete"] = np.array(complete)
-        if complete or time.perf_counter() - self.last_save > self.every:
-            results.write_checkpoint(self.run_dir, self.config, self.arrays)
-            self.last_save = time.perf_counter()
-
-
-def trained(arch: Architecture, prior: Prior, trainer: Trainer, task: Task, split: Split, seed: int,
+def train_population(arch: Architecture, prior: Prior, trainer: Trainer, task: Task, split: Split, seed: int,
             init_ids: np.ndarray, order_ids: np.ndarray, stages: Stages, name: str, progress: bool,
             extra: Callable[[TrainResult], dict[str, np.ndarray]] | None = None,
             extra_fields: tuple[str, ...] = ()) -> dict:
@@ -191,16 +165,6 @@ def frequencies(counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.
         bound = monte_carlo_estimate(0, max(n, 1)).log_p
         log_p[~positive], low[~positive], high[~positive] = bound, -np.inf, bound
     return log_p, low, high
-
-
-def resume(setup: Setup, run_dir: Path, state: dict | None) -> tuple[dict | None, Stages]:
-    """(the stored summary, when resuming a run that already finished; else None) and the
-    checkpointed stages to run or continue."""
-    if state is not None and state.get("complete") is True:
-        summary = json.loads((run_dir / results.RESULTS).read_text())["summary"]
-    else:
-        summary = None
-    return summary, Stages(run_dir, setup.config, state, setup.cfg.checkpoint_seconds)
 
 
 def aligned_counts(*tables: FunctionTable) -> tuple[np.ndarray, ...]:
