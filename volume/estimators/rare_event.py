@@ -9,13 +9,19 @@ MCMC that leaves the prior restricted to {score > level} invariant:
   so the restricted prior needs no density ratio);
 - uniform prior: a Gaussian random-walk step folded back into the box (a symmetric
   kernel, so the uniform law is kept), accepted iff score > level.
-Which coordinates move (`moves`): "global" moves all at once with one step size per run;
-"coordinate" moves one random coordinate per chain, with a step size per coordinate;
-"mixed" (default) alternates the two. A global move must satisfy every constraint at
-once, so on a class that is a product of k pieces (k sub-networks side by side) its
-acceptance is a product of k and its step shrinks with k; single-coordinate moves keep
-large steps, and are what let chains cross between the pieces of a non-convex level set
-(measured in docs/estimators.md, "Non-convex classes").
+Which coordinates a step moves (`moves`, a named cycle of step kinds): "global" moves all
+at once with one step size per run; "coordinate" moves one random coordinate per chain,
+with a step size per coordinate; "unit" alternates global steps with unit-block steps,
+which move one random unit's parameters together (its incoming weights, bias and outgoing
+weights: `Architecture.unit_blocks`, read off the slices of any architecture) with a step
+size per block; "mixed" (default) alternates global and coordinate steps; "all" cycles
+global, coordinate and unit. A global move must satisfy every constraint at once, so on a
+class that is a product of k pieces (k sub-networks side by side) its acceptance is a
+product of k and its step shrinks with k; single-coordinate and unit moves keep large
+steps, and are what let chains cross between the pieces of a non-convex level set
+(measured in docs/estimators.md, "Non-convex classes"). Every kind is pCN (or the folded
+walk) on a subset of whitened coordinates chosen independently of the state, so each keeps
+the restricted prior (tests/test_estimators.py checks it against exact samples).
 When the score has an atom at the first level (e.g. the normalized margin is exactly -1
 on many networks), too few chains lie strictly above it; the run then draws more exact
 prior samples until N lie above, instead of keeping a handful of survivors.
