@@ -41,6 +41,7 @@ from volume.experiments import _classes
 from volume.nets import MLP
 from volume.rng import CLASS_STREAM, PRIOR_STREAM
 from volume.setup import Setup, positive_int
+from volume.unit_scores import UnitScorer
 
 AND, XOR = 0b1000, 0b0110  # keys over two variables
 KINDS = ("deep", "shallow")
@@ -51,7 +52,14 @@ def unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
     """min(target margin, max over hidden units and keys of the unit's margin against the
     function key of `variables`), each margin divided by its own max |value| over the cube
     (scale-free, so splitting levels cannot creep to 0 by shrinking units; the positive set
-    is that of circuits.llama.llama_score). One forward pass serves both margins."""
+    is that of circuits.llama.llama_score). One numba kernel (`volume.unit_scores`), equal
+    bit for bit to `torch_unit_class_score`, which it replaced."""
+    return UnitScorer(arch, task, variables, keys)
+
+
+def torch_unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
+    """unit_class_score through torch reductions over the kernel's pre-activations (the
+    reference the kernel is tested against). One forward pass serves both margins."""
     keys = np.asarray(keys, np.uint64)
     signs, x = target_signs(task.target, task.n_inputs), task.x.to(torch.float32)
     n = task.n_vars
