@@ -27,20 +27,10 @@ import torch
 
 from circuits.units import key_bits, subset_index
 from volume import fused
-from volume.margins import BLOCK, INF_KEY, NEG_INF_KEY, TINY, _order_key
+from volume.margins import BLOCK, INF_KEY, NEG_INF_KEY, _order_key, signed_margin
 from volume.nets import MLP
 
 TINY32 = float(np.finfo(np.float32).tiny)  # function_margins' tiny for float32 z
-
-
-@nb.njit(cache=True)
-def _target_margin(y):
-    # (min_i s_i y_i) / (max_i |y_i| + TINY) for y[N] float32 already multiplied by the signs:
-    # the extremes in float32 (exact), the division in float64, as the torch reference.
-    lowest, scale = y[0], abs(y[0])
-    for i in range(1, y.shape[0]):
-        lowest, scale = min(lowest, y[i]), max(scale, abs(y[i]))
-    return np.float64(lowest) / (np.float64(scale) + TINY)
 
 
 @nb.njit(cache=True)
@@ -103,7 +93,7 @@ def _unit_scores(theta, x, signs, group, table, widths, w_starts, bias, activati
                 y[i] = pre2[i, units] * signs[i]
             _group_extremes(bits, units, group, lo.reshape((n_groups, units)), hi.reshape((n_groups, units)))
             unit = _best_unit(_as_floats(lo).reshape((n_groups, units)), _as_floats(hi).reshape((n_groups, units)), table)
-            out[j] = min(_target_margin(y), np.float64(unit))
+            out[j] = min(signed_margin(y), np.float64(unit))
 
 
 class UnitScorer:

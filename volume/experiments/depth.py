@@ -27,6 +27,7 @@ from circuits import depth as cdepth
 from circuits.interventions import path_decomposition, path_length_profile
 from circuits.units import power_fractions, walsh
 from volume import plots, results
+from volume.depth_scores import DepthScorer
 from volume.errors import ConfigError
 from volume.estimators.conditional import welch_difference
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
@@ -37,8 +38,15 @@ from volume.setup import Setup
 
 
 def class_score(arch: ResidualMLP, task, T: int, tau: float, name: str) -> Score:
-    """min(target margin / its scale, circuits.depth.class_scores[name]); one forward pass
-    gives both the block writes (for the Walsh reading) and the output."""
+    """min(target margin / its scale, circuits.depth.class_scores[name]): one numba kernel
+    (`volume.depth_scores`), equal to `torch_class_score`, which it replaced, to float32
+    rounding."""
+    return DepthScorer(arch, task, T, tau, name)
+
+
+def torch_class_score(arch: ResidualMLP, task, T: int, tau: float, name: str) -> Score:
+    """class_score through the batched torch forward (the reference the kernel is tested
+    against); one forward pass gives both the block writes (for the Walsh reading) and the output."""
     signs, x = target_signs(task.target, task.n_inputs), task.x.to(torch.float32)
 
     def score(theta: torch.Tensor) -> torch.Tensor:

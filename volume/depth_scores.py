@@ -1,0 +1,190 @@
+"""The depth class score of a ResidualMLP population (`depth.class_score`) in one numba kernel.
+
+score(theta) = min(target margin, circuits.depth.class_scores(fractions, T, tau)[name]), the
+fractions the share of each block write's non-constant Walsh power on each chi_S.
+
+Work items are blocks of networks, each network computed alone, in float32 as the torch
+score: the forward (stream [N, d], each block's write kept [L, N, d]), the Walsh butterfly of
+every write coordinate (the same butterflies as `circuits.units.walsh`), power fractions, then
+the serial / parallel / single readings as max over placements of min over conditions
+(`circuits.depth.reading_scores`). Nothing of size [B, N] is formed.
+
+Against the torch score only the rounding of the small matmuls and sums differs (their order
+of accumulation), about 1e-6 of a fraction: a class score moves by as much, so its sign can
+differ only where some fraction is within rounding of tau (tests/test_depth_scores.py).
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import torch
+
+from circuits import depth as cdepth
+from circuits.units import cube_dim
+from volume import fused
+from volume.margins import BLOCK, signed_margin
+from volume.nets import ResidualMLP
+
+SERIAL, PARALLEL, SINGLE, MIXED, OTHER = range(5)  # class codes: positions in circuits.depth.LABELS
+assert cdepth.LABELS == ("serial", "parallel", "single", "mixed", "other")
+
+
+@nb.njit(cache=True)
+def _affine(h, theta, w_at, b_at, z):
+    # z[N, m] = h[N, k] @ W + b (b_at < 0: no bias), W = theta[w_at : w_at + k m] as [k, m]:
+    # the sum over k in order, then the bias, as matmul + bias.
+    n, k = h.shape
+    m = z.shape[1]
+    for i in range(n):
+        for j in range(m):
+            acc = h[i, 0] * theta[w_at + j]
+            for t in range(1, k):
+                acc += h[i, t] * theta[w_at + t * m + j]
+            z[i, j] = acc + theta[b_at + j] if b_at >= 0 else acc
+
+
+@nb.njit(cache=True)
+def _forward(x, theta, starts, activation, r, z, a, writes, y):
+    # writes[k] = block k's write, y = the output (column 0) of one network on x[N, n_in].
+    # starts[k] = offsets of W_in, b_in, W_out, b_out of block k; starts[L] of W_read, b_read.
+    r[:] = 0.0
+    r[:, : x.shape[1]] = x
+    for k in range(writes.shape[0]):
+        _affine(r, theta, starts[k, 0], starts[k, 1], z)
+        fused.activate(z, a, activation, False)
+        _affine(a, theta, starts[k, 2], starts[k, 3], writes[k])
+        for i in range(r.shape[0]):
+            for c in range(r.shape[1]):
+                r[i, c] += writes[k, i, c]
+    _affine(r, theta, starts[-1, 0], starts[-1, 1], y)
+
+
+@nb.njit(cache=True)
+def _walsh(v):
+    # v[2^n] -> its Walsh coefficients (circuits.units.walsh), in place: the same butterflies
+    # (a + b, b - a), then the division by 2^n.
+    n_inputs = v.shape[0]
+    half = 1
+    while half < n_inputs:
+        for base in range(0, n_inputs, 2 * half):
+            for i in range(base, base + half):
+                low, high = v[i], v[i + half]
+                v[i], v[i + half] = low + high, high - low
+        half *= 2
+    for i in range(n_inputs):
+        v[i] /= np.float32(n_inputs)
+
+
+@nb.njit(cache=True)
+def _fractions(write, spec, power, tau, a):
+    # a[S] = share of the write[N, d]'s non-constant Walsh power on chi_S, minus tau
+    # (circuits.units.power_fractions; an all-constant write gets shares 0).
+    power[:] = 0.0
+    for c in range(write.shape[1]):
+        spec[:] = write[:, c]
+        _walsh(spec)
+        for s in range(1, spec.shape[0]):
+            power[s] += spec[s] * spec[s]
+    total = power.sum()
+    for s in range(power.shape[0]):
+        a[s] = (power[s] / total if total > 0 else np.float32(0.0)) - tau
+
+
+@nb.njit(cache=True)
+def _best_placement(a, sets, blocks):
+    # max over placements p of min over conditions q of a[blocks[p, q], sets[p, q]] (-inf if none)
+    best = np.float32(-np.inf)
+    for p in range(sets.shape[0]):
+        worst = np.float32(np.inf)
+        for q in range(sets.shape[1]):
+            worst = min(worst, a[blocks[p, q], sets[p, q]])
+        best = max(best, worst)
+    return best
+
+
+@nb.njit(cache=True)
+def _single(a, T, inter):
+    # max over blocks k of min(a[k, T], min over blocks before k of -(max over intermediates S of a[., S]))
+    best, clear = np.float32(-np.inf), np.float32(np.inf)
+    for k in range(a.shape[0]):
+        best = max(best, min(a[k, T], clear))
+        worst = np.float32(-np.inf)
+        for s in inter:
+            worst = max(worst, a[k, s])
+        clear = min(clear, -worst)
+    return best
+
+
+@nb.njit(cache=True)
+def _class_value(a, T, serial, parallel, inter, name):
+    # circuits.depth.class_scores[name] from a[L, 2^n] = fractions - tau
+    s = _best_placement(a, serial[0], serial[1])
+    p = _best_placement(a, parallel[0], parallel[1])
+    if name == SERIAL:
+        return min(s, -p)
+    if name == PARALLEL:
+        return min(p, -s)
+    if name == MIXED:
+        return min(s, p)
+    g = _single(a, T, inter)
+    if name == SINGLE:
+        return min(min(g, -s), -p)
+    return min(min(-s, -p), -g)
+
+
+@nb.njit(parallel=True, cache=True)
+def _depth_scores(theta, x, signs, starts, activation, widths, tau, T, serial, parallel, inter, name, out):
+    # widths = (stream d, block width w); one network at a time within a block of BLOCK.
+    n_inputs, d, w, n_blocks = x.shape[0], widths[0], widths[1], starts.shape[0] - 1
+    for block in nb.prange((theta.shape[0] + BLOCK - 1) // BLOCK):
+        r, z, act = np.empty((n_inputs, d), np.float32), np.empty((n_inputs, w), np.float32), np.empty((n_inputs, w), np.float32)
+        writes, y = np.empty((n_blocks, n_inputs, d), np.float32), np.empty((n_inputs, 1), np.float32)
+        spec, power, a = np.empty(n_inputs, np.float32), np.empty(n_inputs, np.float32), np.empty((n_blocks, n_inputs), np.float32)
+        for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
+            _forward(x, theta[j], starts, activation, r, z, act, writes, y)
+            for k in range(n_blocks):
+                _fractions(writes[k], spec, power, tau, a[k])
+            y[:, 0] *= signs
+            out[j] = min(signed_margin(y[:, 0]), np.float64(_class_value(a, T, serial, parallel, inter, name)))
+
+
+def parameter_starts(arch: ResidualMLP) -> np.ndarray:
+    """int64 [L + 1, 4]: offsets in theta of W_in, b_in, W_out, b_out of each block, then of
+    W_read, b_read (-1: no bias)."""
+    def at(name: str) -> int:
+        return arch.slice(name).start if arch.bias or not name.startswith("b_") else -1
+
+    rows = [[at(f"{p}{k}") for p in ("W_in", "b_in", "W_out", "b_out")] for k in range(arch.n_blocks)]
+    return np.array(rows + [[at("W_read"), at("b_read"), -1, -1]], dtype=np.int64)
+
+
+def _placements(pl: cdepth.Placements) -> tuple[np.ndarray, np.ndarray]:
+    return np.ascontiguousarray(pl.sets, np.int64), np.ascontiguousarray(pl.blocks, np.int64)
+
+
+class DepthScorer:
+    """score(theta[B, P]) -> float64 [B]: the depth class score `name` (module doc) of each
+    ResidualMLP in theta on the task's cube, parity target set T, threshold tau."""
+
+    def __init__(self, arch: ResidualMLP, task, T: int, tau: float, name: str):
+        if not isinstance(arch, ResidualMLP) or arch.n_out != 1:
+            raise ValueError("the depth score takes a ResidualMLP with one output")
+        if name not in cdepth.LABELS:
+            raise ValueError(f"name: one of {cdepth.LABELS}, got {name!r}")
+        self.arch, self.T, self.tau, self.name = arch, int(T), np.float32(tau), cdepth.LABELS.index(name)
+        self.x = np.ascontiguousarray(task.x, dtype=np.float32)
+        cube_dim(self.x.shape[0])  # the Walsh reading needs the whole cube
+        self.signs = np.where(np.asarray(task.target, bool), 1.0, -1.0).astype(np.float32)
+        self.starts = parameter_starts(arch)
+        self.serial = _placements(cdepth.serial_placements(self.T, arch.n_blocks))
+        self.parallel = _placements(cdepth.parallel_placements(self.T, arch.n_blocks))
+        self.inter = np.array(cdepth.intermediates(self.T), dtype=np.int64)
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        theta32 = np.ascontiguousarray(theta.detach().cpu().numpy(), dtype=np.float32)
+        out = np.empty(theta32.shape[0], np.float64)
+        if len(out):
+            _depth_scores(theta32, self.x, self.signs, self.starts, fused.ACTIVATIONS.index(self.arch.activation),
+                          np.array([self.arch.stream_width, self.arch.block_width], np.int64), self.tau, self.T,
+                          self.serial, self.parallel, self.inter, self.name, out)
+        return torch.from_numpy(out)
