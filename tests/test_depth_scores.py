@@ -1,10 +1,10 @@
 """The depth class-score kernel (volume.depth_scores) against the torch score it replaced and a
 float64 evaluation of the same definition (float32 rounding), on both signs of every class,
 and its invariances: a network's score depends on its parameters only."""
-import numba
 import numpy as np
 import pytest
 import torch
+from conftest import assert_network_only
 
 from circuits import depth as cdepth
 from circuits.reference import parity_chain, parity_single, parity_tree
@@ -77,17 +77,7 @@ def test_score_depends_on_the_network_only():
     arch, theta = parity_tree(5, 4, (0, 1, 3))
     theta = perturbed(arch, theta, 8, 1)
     score = class_score(arch, task, cdepth.target_set(task), cdepth.DEFAULT_TAU, "parallel")
-    full = score(theta)
-    assert torch.equal(full, torch.cat([score(theta[i : i + 1]) for i in range(len(theta))]))
-    perm = torch.randperm(len(theta), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(full[perm], score(theta[perm]))
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        assert torch.equal(full, score(theta))
-    finally:
-        numba.set_num_threads(threads)
-    assert score(theta[:0]).shape == (0,)
+    assert_network_only(score, theta)
 
 
 def test_bad_arguments_are_refused():

@@ -1,10 +1,10 @@
 """The margin-score kernel (volume.margins) against a plain per-network float64 forward, and
 its invariances: a network's score depends on its parameters only (not on the batch, its
 place in it, or the thread count)."""
-import numba
 import numpy as np
 import pytest
 import torch
+from conftest import assert_network_only
 
 from volume.estimators.scores import target_margin_score
 from volume.margins import BLOCK, TILE, MarginScorer
@@ -83,16 +83,7 @@ def test_score_depends_on_the_network_only(widths):
     arch, task = MLP(widths), boolean_task(widths[0], "pm1")
     score = MarginScorer(arch, task.x, np.asarray(task.x[:, 0] > 0))
     theta = Prior().sample(arch, 3 * BLOCK + 1, 1, dtype=torch.float64)
-    full = score(theta)
-    assert torch.equal(full, torch.cat([score(theta[i : i + 1]) for i in range(len(theta))]))
-    perm = torch.randperm(len(theta), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(full[perm], score(theta[perm]))
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        assert torch.equal(full, score(theta))
-    finally:
-        numba.set_num_threads(threads)
+    assert_network_only(score, theta)
 
 
 def test_target_margin_score_routes_mlps_to_the_kernel_and_keeps_torch_for_others():

@@ -1,10 +1,10 @@
 """The llama class-score kernel (volume.unit_scores) against the torch score it replaced
 (bit for bit) and a per-network float64 oracle (float32 rounding), and its invariances: a
 network's score depends on its parameters only (not the batch, its place in it, the threads)."""
-import numba
 import numpy as np
 import pytest
 import torch
+from conftest import assert_network_only
 
 from circuits.llama import llama_task, split_of
 from circuits.reference import llama_network
@@ -105,18 +105,8 @@ def test_score_depends_on_the_network_only():
     variables = split_of(task).distractors
     arch, theta, h = perturbed_llamas(3, 2 * BLOCK // 5 + 1, 2)
     score = unit_class_score(arch, task, variables, [h, OTHER_3])
-    full = score(theta)
-    assert torch.equal(full, torch.cat([score(theta[i : i + 1]) for i in range(len(theta))]))
-    assert torch.equal(full, torch.cat([score(part) for part in theta.split(7)]))
-    perm = torch.randperm(len(theta), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(full[perm], score(theta[perm]))
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        assert torch.equal(full, score(theta))
-    finally:
-        numba.set_num_threads(threads)
-    assert score(theta[:0]).shape == (0,)
+    assert_network_only(score, theta)
+    assert torch.equal(score(theta), torch.cat([score(part) for part in theta.split(7)]))
 
 
 def test_the_zero_network_scores_zero_and_bad_arguments_are_refused():
