@@ -133,8 +133,8 @@ def depth_score_rates(n_blocks: int, quick: bool) -> None:
     kernel, baseline = (f(arch, task, T, DEFAULT_TAU, "serial") for f in (class_score, torch_class_score))
     gap = float((kernel(theta[:800]) - baseline(theta[:800])).abs().max())
     fast, slow = score_rate(kernel, theta), score_rate(baseline, theta, 2)
-    print(f"  depth L={n_blocks} w=4 d=6, 16 inputs: kernel {fast:,.0f} nets/s, torch {slow:,.0f} ({fast / slow:.1f}x); "
-          f"largest difference to torch {gap:.1e}")
+    print(f"  depth L={n_blocks} w=4 d=6, 16 inputs: kernel {fast:,.0f} nets/s, torch {slow:,.0f} "
+          f"({fast / slow:.1f}x); largest difference to torch {gap:.1e}")
 
 
 def main(quick: bool = False) -> None:

@@ -60,7 +60,8 @@ def test_kernel_matches_torch_on_both_signs_of_every_class(truth):
             assert (got > 0).sum() >= 10 and (got < 0).sum() >= 5  # both signs exercised
 
 
-@pytest.mark.parametrize("arch, bits", [(ResidualMLP(4, 4, 4, 6), None), (ResidualMLP(5, 3, 3, 5, bias=False), [1, 2, 4, 5]),
+@pytest.mark.parametrize("arch, bits", [(ResidualMLP(4, 4, 4, 6), None),
+                                        (ResidualMLP(5, 3, 3, 5, bias=False), [1, 2, 4, 5]),
                                         (ResidualMLP(4, 2, 5, 4, activation="tanh"), None),
                                         (ResidualMLP(4, 1, 4, 6), None)])  # one or two blocks: no placements
 def test_kernel_matches_torch_on_prior_samples(arch, bits):

@@ -137,9 +137,11 @@ def _depth_scores(theta, x, signs, starts, activation, widths, tau, T, serial, p
     # widths = (stream d, block width w); one network at a time within a block of BLOCK.
     n_inputs, d, w, n_blocks = x.shape[0], widths[0], widths[1], starts.shape[0] - 1
     for block in nb.prange((theta.shape[0] + BLOCK - 1) // BLOCK):
-        r, z, act = np.empty((n_inputs, d), np.float32), np.empty((n_inputs, w), np.float32), np.empty((n_inputs, w), np.float32)
-        writes, y = np.empty((n_blocks, n_inputs, d), np.float32), np.empty((n_inputs, 1), np.float32)
-        spec, power, a = np.empty(n_inputs, np.float32), np.empty(n_inputs, np.float32), np.empty((n_blocks, n_inputs), np.float32)
+        r, writes = np.empty((n_inputs, d), np.float32), np.empty((n_blocks, n_inputs, d), np.float32)
+        z, act = np.empty((n_inputs, w), np.float32), np.empty((n_inputs, w), np.float32)
+        y = np.empty((n_inputs, 1), np.float32)
+        spec, power = np.empty(n_inputs, np.float32), np.empty(n_inputs, np.float32)
+        a = np.empty((n_blocks, n_inputs), np.float32)  # fractions - tau, [block, S]
         for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
             _forward(x, theta[j], starts, activation, r, z, act, writes, y)
             for k in range(n_blocks):

@@ -18,6 +18,7 @@ sgemm shapes), and every later step is an exact min/max or one correctly rounded
 division / addition in the same order as the torch reference, so the score equals
 `llamaizer.torch_unit_class_score` bit for bit (tests/test_unit_scores.py); against a torch
 forward (`arch.preactivations`) only the matmul rounding differs (about 1e-6 relative).
+Parameters are taken finite (as the estimators' are): NaN is not propagated as torch does.
 """
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def _unit_scores(theta, x, signs, group, table, widths, w_starts, bias, activati
             for i in range(n_inputs):
                 y[i] = pre2[i, units] * signs[i]
             _group_extremes(bits, units, group, lo.reshape((n_groups, units)), hi.reshape((n_groups, units)))
-            unit = _best_unit(_as_floats(lo).reshape((n_groups, units)), _as_floats(hi).reshape((n_groups, units)), table)
+            low, high = _as_floats(lo).reshape((n_groups, units)), _as_floats(hi).reshape((n_groups, units))
+            unit = _best_unit(low, high, table)
             out[j] = min(signed_margin(y), np.float64(unit))
 
 
