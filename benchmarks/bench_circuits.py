@@ -9,7 +9,8 @@ class scores (the counting experiments' rare-event hot paths), networks/s side b
   (normalise every pre-activation, concatenate the layers, gather the cube into groups);
   the kernel's GFLOP/s also as a fraction of the machine's sgemm rate;
 - depth (`depth.class_score`, L = 4 and 6 blocks of width 4, stream 6, 4-bit parity): the
-  numba kernel (volume.depth_scores) against the batched torch score it replaced (`torch_class_score`).
+  numba kernel (volume.residual_scores) against the batched torch score it replaced
+  (`torch_class_score`); the same for the experiment's target-margin score (`torch_margin_score`).
 Best of REPEATS timings over populations of 800 (one splitting population: 4 runs x 200 chains).
 The naive baselines classify one network at a time with per-unit Python loops (truth-table
 flips by index, Walsh by an explicit character matrix, placements by nested loops).
@@ -28,7 +29,7 @@ from circuits.interventions import ablate_units
 from circuits.llama import classify_llamas, llama_task, split_of
 from benchmarks.bench_population import matmul_flops
 from circuits.units import key_bits, subset_index
-from volume.estimators.scores import TINY, target_signs
+from volume.estimators.scores import TINY, target_margin_score, target_signs, torch_margin_score
 from volume.experiments.depth import class_score, torch_class_score
 from volume.experiments.llamaizer import torch_unit_class_score, unit_class_score
 from volume.margins import flops_per_network
@@ -130,11 +131,14 @@ def depth_score_rates(n_blocks: int, quick: bool) -> None:
     arch = ResidualMLP(4, n_blocks, 4, 6)
     theta = Prior().sample(arch, 1600 if quick else 8000, seed=3, dtype=torch.float64)
     T = target_set(task)
-    kernel, baseline = (f(arch, task, T, DEFAULT_TAU, "serial") for f in (class_score, torch_class_score))
-    gap = float((kernel(theta[:800]) - baseline(theta[:800])).abs().max())
-    fast, slow = score_rate(kernel, theta), score_rate(baseline, theta, 2)
-    print(f"  depth L={n_blocks} w=4 d=6, 16 inputs: kernel {fast:,.0f} nets/s, torch {slow:,.0f} "
-          f"({fast / slow:.1f}x); largest difference to torch {gap:.1e}")
+    pairs = {"class score": [f(arch, task, T, DEFAULT_TAU, "serial") for f in (class_score, torch_class_score)],
+             "target margin": [target_margin_score(arch, task.x, task.target),
+                               torch_margin_score(arch, task.x, target_signs(task.target, task.n_inputs))]}
+    for what, (kernel, baseline) in pairs.items():
+        gap = float((kernel(theta[:800]) - baseline(theta[:800])).abs().max())
+        fast, slow = score_rate(kernel, theta), score_rate(baseline, theta, 2)
+        print(f"  depth L={n_blocks} w=4 d=6, 16 inputs, {what}: kernel {fast:,.0f} nets/s, torch {slow:,.0f} "
+              f"({fast / slow:.1f}x); largest difference to torch {gap:.1e}")
 
 
 def main(quick: bool = False) -> None:

@@ -27,7 +27,7 @@ from circuits import depth as cdepth
 from circuits.interventions import path_decomposition, path_length_profile
 from circuits.units import power_fractions, walsh
 from volume import plots, results
-from volume.depth_scores import DepthScorer
+from volume.residual_scores import DepthScorer
 from volume.errors import ConfigError
 from volume.estimators.conditional import welch_difference
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
@@ -39,7 +39,7 @@ from volume.setup import Setup
 
 def class_score(arch: ResidualMLP, task, T: int, tau: float, name: str) -> Score:
     """min(target margin / its scale, circuits.depth.class_scores[name]): one numba kernel
-    (`volume.depth_scores`), equal to `torch_class_score`, which it replaced, to float32
+    (`volume.residual_scores`), equal to `torch_class_score`, which it replaced, to float32
     rounding."""
     return DepthScorer(arch, task, T, tau, name)
 

@@ -1,17 +1,19 @@
-"""The depth class score of a ResidualMLP population (`depth.class_score`) in one numba kernel.
-
-score(theta) = min(target margin, circuits.depth.class_scores(fractions, T, tau)[name]), the
-fractions the share of each block write's non-constant Walsh power on each chi_S.
+"""Scores of ResidualMLP populations in numba kernels: the target margin
+(`volume.estimators.scores.target_margin_score`) and the depth class score (`depth.class_score`):
+min(target margin, circuits.depth.class_scores(fractions, T, tau)[name]), the fractions the
+share of each block write's non-constant Walsh power on each chi_S.
 
 Work items are blocks of networks, each network computed alone, in float32 as the torch
-score: the forward (stream [N, d], each block's write kept [L, N, d]), the Walsh butterfly of
-every write coordinate (the same butterflies as `circuits.units.walsh`), power fractions, then
-the serial / parallel / single readings as max over placements of min over conditions
+scores: the forward (stream [N, d], each block's write kept [L, N, d]; plain loops, the
+matrices are a few units wide), then for the class score the Walsh butterfly of every write
+coordinate (the same butterflies as `circuits.units.walsh`), power fractions, and the serial /
+parallel / single readings as max over placements of min over conditions
 (`circuits.depth.reading_scores`). Nothing of size [B, N] is formed.
 
-Against the torch score only the rounding of the small matmuls and sums differs (their order
-of accumulation), about 1e-6 of a fraction: a class score moves by as much, so its sign can
-differ only where some fraction is within rounding of tau (tests/test_depth_scores.py).
+Against the torch scores only the rounding of the small matmuls and sums differs (their order
+of accumulation), about 1e-7 of an output's scale or of a fraction: a score moves by as much,
+so its sign can differ only where an output is within rounding of 0 or a fraction within
+rounding of tau (tests/test_residual_scores.py).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import torch
 from circuits import depth as cdepth
 from circuits.units import cube_dim
 from volume import fused
-from volume.margins import BLOCK, signed_margin
+from volume.margins import BLOCK, INF_KEY, NEG_INF_KEY, _reduce, _score, signed_margin
 from volume.nets import ResidualMLP
 
 SERIAL, PARALLEL, SINGLE, MIXED, OTHER = range(5)  # class codes: positions in circuits.depth.LABELS
@@ -132,22 +134,46 @@ def _class_value(a, T, serial, parallel, inter, name):
     return min(min(-s, -p), -g)
 
 
+@nb.njit(cache=True)
+def _buffers(n_inputs, widths, n_blocks):
+    # one block's forward buffers (stream r, z, act, writes, output y), widths = (d, w, n_out)
+    d, w = widths[0], widths[1]
+    r, writes = np.empty((n_inputs, d), np.float32), np.empty((n_blocks, n_inputs, d), np.float32)
+    z, act = np.empty((n_inputs, w), np.float32), np.empty((n_inputs, w), np.float32)
+    return r, z, act, writes, np.empty((n_inputs, widths[2]), np.float32)
+
+
 @nb.njit(parallel=True, cache=True)
 def _depth_scores(theta, x, signs, starts, activation, widths, tau, T, serial, parallel, inter, name, out):
-    # widths = (stream d, block width w); one network at a time within a block of BLOCK.
-    n_inputs, d, w, n_blocks = x.shape[0], widths[0], widths[1], starts.shape[0] - 1
+    # one network at a time within a block of BLOCK (output column 0)
+    n_inputs, n_blocks = x.shape[0], starts.shape[0] - 1
     for block in nb.prange((theta.shape[0] + BLOCK - 1) // BLOCK):
-        r, writes = np.empty((n_inputs, d), np.float32), np.empty((n_blocks, n_inputs, d), np.float32)
-        z, act = np.empty((n_inputs, w), np.float32), np.empty((n_inputs, w), np.float32)
-        y = np.empty((n_inputs, 1), np.float32)
+        r, z, act, writes, y = _buffers(n_inputs, widths, n_blocks)
         spec, power = np.empty(n_inputs, np.float32), np.empty(n_inputs, np.float32)
         a = np.empty((n_blocks, n_inputs), np.float32)  # fractions - tau, [block, S]
+        column = np.empty(n_inputs, np.float32)
         for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
             _forward(x, theta[j], starts, activation, r, z, act, writes, y)
             for k in range(n_blocks):
                 _fractions(writes[k], spec, power, tau, a[k])
-            y[:, 0] *= signs
-            out[j] = min(signed_margin(y[:, 0]), np.float64(_class_value(a, T, serial, parallel, inter, name)))
+            column[:] = y[:, 0] * signs
+            out[j] = min(signed_margin(column), np.float64(_class_value(a, T, serial, parallel, inter, name)))
+
+
+@nb.njit(parallel=True, cache=True)
+def _target_margins(theta, x, n_pos, starts, activation, widths, output, margin, out):
+    # margins._score of each network's output column `output`, the inputs x ordered with the
+    # target's true ones first (n_pos of them): a row's output does not depend on its place.
+    n_inputs, n_blocks = x.shape[0], starts.shape[0] - 1
+    for block in nb.prange((theta.shape[0] + BLOCK - 1) // BLOCK):
+        r, z, act, writes, y = _buffers(n_inputs, widths, n_blocks)
+        column, ext = np.empty(n_inputs, np.float32), np.empty(4, np.int64)
+        for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
+            _forward(x, theta[j], starts, activation, r, z, act, writes, y)
+            column[:] = y[:, output]
+            ext[0::2], ext[1::2] = INF_KEY, NEG_INF_KEY
+            _reduce(column, n_inputs, n_pos, ext)
+            out[j] = _score(ext, margin)
 
 
 def parameter_starts(arch: ResidualMLP) -> np.ndarray:
@@ -164,29 +190,58 @@ def _placements(pl: cdepth.Placements) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(pl.sets, np.int64), np.ascontiguousarray(pl.blocks, np.int64)
 
 
-class DepthScorer:
-    """score(theta[B, P]) -> float64 [B]: the depth class score `name` (module doc) of each
-    ResidualMLP in theta on the task's cube, parity target set T, threshold tau."""
+class _ResidualScore:
+    """What both kernels take of the architecture, and the call: theta[B, P] -> float64 [B]."""
+
+    def __init__(self, arch: ResidualMLP):
+        self.arch, self.starts = arch, parameter_starts(arch)
+        self.widths = np.array([arch.stream_width, arch.block_width, arch.n_out], np.int64)
+        self.activation = fused.ACTIVATIONS.index(arch.activation)
+
+    def _kernel(self, theta32: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        theta32 = np.ascontiguousarray(theta.detach().cpu().numpy(), dtype=np.float32)
+        out = np.empty(theta32.shape[0], np.float64)
+        if len(out):
+            self._kernel(theta32, out)
+        return torch.from_numpy(out)
+
+
+class ResidualMarginScorer(_ResidualScore):
+    """The target-margin score (`volume.estimators.scores.target_margin_score`) of each
+    ResidualMLP in theta on inputs x[N, n_in], target labels [N], output column, margin."""
+
+    def __init__(self, arch: ResidualMLP, x, target: np.ndarray, output: int = 0, margin: float = 0.0):
+        super().__init__(arch)
+        target = np.asarray(target, dtype=bool)
+        self.x = np.ascontiguousarray(np.asarray(x, np.float32)[np.argsort(~target, kind="stable")])
+        self.n_pos, self.output, self.margin = int(target.sum()), int(output), float(margin)
+
+    def _kernel(self, theta32: np.ndarray, out: np.ndarray) -> None:
+        _target_margins(theta32, self.x, self.n_pos, self.starts, self.activation, self.widths, self.output,
+                        self.margin, out)
+
+
+class DepthScorer(_ResidualScore):
+    """The depth class score `name` (module doc) of each ResidualMLP in theta on the task's
+    cube, parity target set T, threshold tau."""
 
     def __init__(self, arch: ResidualMLP, task, T: int, tau: float, name: str):
         if not isinstance(arch, ResidualMLP) or arch.n_out != 1:
             raise ValueError("the depth score takes a ResidualMLP with one output")
         if name not in cdepth.LABELS:
             raise ValueError(f"name: one of {cdepth.LABELS}, got {name!r}")
-        self.arch, self.T, self.tau, self.name = arch, int(T), np.float32(tau), cdepth.LABELS.index(name)
+        super().__init__(arch)
+        self.T, self.tau, self.name = int(T), np.float32(tau), cdepth.LABELS.index(name)
         self.x = np.ascontiguousarray(task.x, dtype=np.float32)
         cube_dim(self.x.shape[0])  # the Walsh reading needs the whole cube
         self.signs = np.where(np.asarray(task.target, bool), 1.0, -1.0).astype(np.float32)
-        self.starts = parameter_starts(arch)
         self.serial = _placements(cdepth.serial_placements(self.T, arch.n_blocks))
         self.parallel = _placements(cdepth.parallel_placements(self.T, arch.n_blocks))
         self.inter = np.array(cdepth.intermediates(self.T), dtype=np.int64)
 
-    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
-        theta32 = np.ascontiguousarray(theta.detach().cpu().numpy(), dtype=np.float32)
-        out = np.empty(theta32.shape[0], np.float64)
-        if len(out):
-            _depth_scores(theta32, self.x, self.signs, self.starts, fused.ACTIVATIONS.index(self.arch.activation),
-                          np.array([self.arch.stream_width, self.arch.block_width], np.int64), self.tau, self.T,
-                          self.serial, self.parallel, self.inter, self.name, out)
-        return torch.from_numpy(out)
+    def _kernel(self, theta32: np.ndarray, out: np.ndarray) -> None:
+        _depth_scores(theta32, self.x, self.signs, self.starts, self.activation, self.widths, self.tau, self.T,
+                      self.serial, self.parallel, self.inter, self.name, out)

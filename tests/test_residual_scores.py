@@ -1,4 +1,4 @@
-"""The depth class-score kernel (volume.depth_scores) against the torch score it replaced and a
+"""The depth class-score kernel (volume.residual_scores) against the torch score it replaced and a
 float64 evaluation of the same definition (float32 rounding), on both signs of every class,
 and its invariances: a network's score depends on its parameters only."""
 import numpy as np
@@ -8,7 +8,7 @@ from conftest import assert_network_only
 
 from circuits import depth as cdepth
 from circuits.reference import parity_chain, parity_single, parity_tree
-from volume.depth_scores import DepthScorer
+from volume.residual_scores import DepthScorer
 from volume.estimators.scores import TINY
 from volume.experiments.depth import class_score, torch_class_score
 from volume.margins import BLOCK
