@@ -7,11 +7,12 @@ class scores (the counting experiments' rare-event hot paths), networks/s side b
   256): the numba kernel (volume.unit_scores) against the torch reductions it replaced
   (`torch_unit_class_score`, bit for bit the same scores) and the first torch version
   (normalise every pre-activation, concatenate the layers, gather the cube into groups);
-  the kernel's GFLOP/s also as a fraction of the machine's sgemm rate;
+  the kernel's GFLOP/s (wall) also as a fraction of the machine's sgemm rate (wall);
 - depth (`depth.class_score`, L = 4 and 6 blocks of width 4, stream 6, 4-bit parity): the
   numba kernel (volume.residual_scores) against the batched torch score it replaced
   (`torch_class_score`); the same for the experiment's target-margin score (`torch_margin_score`).
-Best of REPEATS timings over populations of 800 (one splitting population: 4 runs x 200 chains).
+Best of REPEATS timings over populations of 800 (one splitting population: 4 runs x 200 chains),
+wall clock and per core (CPU time on one thread each, which holds up under other load).
 The naive baselines classify one network at a time with per-unit Python loops (truth-table
 flips by index, Walsh by an explicit character matrix, placements by nested loops).
 """
@@ -28,6 +29,7 @@ from circuits.depth import DEFAULT_TAU, classify_depth, parity_task, target_set
 from circuits.interventions import ablate_units
 from circuits.llama import classify_llamas, llama_task, split_of
 from benchmarks.bench_population import matmul_flops
+from benchmarks.bench_scores import one_core
 from circuits.units import key_bits, subset_index
 from volume.estimators.scores import TINY, target_margin_score, target_signs, torch_margin_score
 from volume.experiments.depth import class_score, torch_class_score
@@ -105,10 +107,31 @@ def rate(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def score_rate(score, theta: torch.Tensor, repeats: int = REPEATS) -> float:
-    """Networks/s of score over theta in populations of 800, best of `repeats` (after a warm-up)."""
+def score_rate(score, theta: torch.Tensor, repeats: int = REPEATS, clock=time.perf_counter) -> float:
+    """Networks per second of `clock` of score over theta in populations of 800, best of
+    `repeats` (after a warm-up)."""
     score(theta[:16])
-    return max(rate(lambda: [score(part) for part in theta.split(800)], len(theta)) for _ in range(repeats))
+    best = float("inf")
+    for _ in range(repeats):
+        start = clock()
+        for part in theta.split(800):
+            score(part)
+        best = min(best, clock() - start)
+    return len(theta) / best
+
+
+def compare(label: str, kernel, baseline, theta: torch.Tensor, flops: float = 0.0, peak: float = 0.0) -> None:
+    """Print kernel and torch baseline networks/s, wall clock (all threads) and per core (one
+    thread each, CPU time: robust to other load), their ratios, and their largest difference."""
+    gap = float((kernel(theta[:800]) - baseline(theta[:800])).abs().max())
+    wall = score_rate(kernel, theta), score_rate(baseline, theta, 2)
+    core = one_core(lambda: (score_rate(kernel, theta, clock=time.process_time),
+                             score_rate(baseline, theta, 2, time.process_time)))
+    gflops = wall[0] * flops / 1e9
+    of_peak = f"; kernel {gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f}% of sgemm" if flops else ""
+    print(f"  {label}: wall kernel {wall[0]:,.0f} nets/s, torch {wall[1]:,.0f} ({wall[0] / wall[1]:.1f}x); "
+          f"per core kernel {core[0]:,.0f}, torch {core[1]:,.0f} ({core[0] / core[1]:.1f}x){of_peak}; "
+          f"largest difference {gap:.1e}", flush=True)
 
 
 def llama_score_rates(m: int, quick: bool, peak: float) -> None:
@@ -116,14 +139,11 @@ def llama_score_rates(m: int, quick: bool, peak: float) -> None:
     arch = MLP([4 + m, 40, 40, 1])
     theta = Prior().sample(arch, 1600 if quick else 8000, seed=2, dtype=torch.float64)
     variables, key = split_of(task).distractors, PARITY[m]
-    scores = (unit_class_score(arch, task, variables, [key]), torch_unit_class_score(arch, task, variables, [key]),
-              gathered_llama_score(arch, task, variables, key))
-    gap = float((scores[0](theta[:800]) - scores[1](theta[:800])).abs().max())
-    rates = [score_rate(f, theta, r) for f, r in zip(scores, (REPEATS, 2, 2))]
-    gflops = rates[0] * flops_per_network(arch, task.n_inputs) / 1e9
-    print(f"  llama {arch.describe()}, {task.n_inputs} inputs: kernel {rates[0]:,.0f} nets/s, torch {rates[1]:,.0f} "
-          f"({rates[0] / rates[1]:.1f}x), first torch version {rates[2]:,.0f} ({rates[0] / rates[2]:.1f}x); "
-          f"kernel {gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f}% of sgemm; largest difference to torch {gap:.1e}")
+    kernel = unit_class_score(arch, task, variables, [key])
+    flops = flops_per_network(arch, task.n_inputs)
+    label = f"llama {'-'.join(map(str, arch.widths))}, {task.n_inputs} inputs"
+    compare(f"{label} vs torch", kernel, torch_unit_class_score(arch, task, variables, [key]), theta, flops, peak)
+    compare(f"{label} vs first torch version", kernel, gathered_llama_score(arch, task, variables, key), theta)
 
 
 def depth_score_rates(n_blocks: int, quick: bool) -> None:
@@ -131,14 +151,10 @@ def depth_score_rates(n_blocks: int, quick: bool) -> None:
     arch = ResidualMLP(4, n_blocks, 4, 6)
     theta = Prior().sample(arch, 1600 if quick else 8000, seed=3, dtype=torch.float64)
     T = target_set(task)
-    pairs = {"class score": [f(arch, task, T, DEFAULT_TAU, "serial") for f in (class_score, torch_class_score)],
-             "target margin": [target_margin_score(arch, task.x, task.target),
-                               torch_margin_score(arch, task.x, target_signs(task.target, task.n_inputs))]}
-    for what, (kernel, baseline) in pairs.items():
-        gap = float((kernel(theta[:800]) - baseline(theta[:800])).abs().max())
-        fast, slow = score_rate(kernel, theta), score_rate(baseline, theta, 2)
-        print(f"  depth L={n_blocks} w=4 d=6, 16 inputs, {what}: kernel {fast:,.0f} nets/s, torch {slow:,.0f} "
-              f"({fast / slow:.1f}x); largest difference to torch {gap:.1e}")
+    compare(f"depth L={n_blocks} w=4 d=6, 16 inputs, class score", class_score(arch, task, T, DEFAULT_TAU, "serial"),
+            torch_class_score(arch, task, T, DEFAULT_TAU, "serial"), theta)
+    compare(f"depth L={n_blocks} w=4 d=6, 16 inputs, target margin", target_margin_score(arch, task.x, task.target),
+            torch_margin_score(arch, task.x, target_signs(task.target, task.n_inputs)), theta)
 
 
 def main(quick: bool = False) -> None:

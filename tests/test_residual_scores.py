@@ -8,7 +8,7 @@ from conftest import assert_network_only
 
 from circuits import depth as cdepth
 from circuits.reference import parity_chain, parity_single, parity_tree
-from volume.residual_scores import DepthScorer
+from volume.residual_scores import DepthScorer, _parallel, _serial, _single
 from volume.estimators.scores import TINY
 from volume.experiments.depth import class_score, torch_class_score
 from volume.margins import BLOCK
@@ -87,3 +87,20 @@ def test_bad_arguments_are_refused():
         DepthScorer(ResidualMLP(4, 2, 3, 5, n_out=2), task, 15, 0.4, "serial")
     with pytest.raises(ValueError, match="name"):
         DepthScorer(ResidualMLP(4, 2, 3, 5), task, 15, 0.4, "chain")
+
+
+@pytest.mark.parametrize("T", [0b1111, 0b10111, 0b111])
+def test_running_maxima_equal_the_listed_placements(T):
+    """The kernel's serial / parallel / single readings (running maxima over blocks) against
+    circuits.depth.reading_scores (every placement listed): only min and max, so exactly equal."""
+    g = torch.Generator().manual_seed(T)
+    for n_blocks in range(1, 8):
+        frac = torch.rand(20, n_blocks, 32, generator=g)
+        want = cdepth.reading_scores(frac, T, 0.4)
+        a = (frac - 0.4).numpy()
+        scorer = DepthScorer(ResidualMLP(5, n_blocks, 3, 5), cdepth.parity_task(5), T, 0.4, "serial")
+        run = np.empty(n_blocks, np.float32)
+        for b in range(len(frac)):
+            assert _serial(a[b], scorer.chains, run) == want["serial"][b].item()
+            assert _parallel(a[b], T, scorer.splits) == want["parallel"][b].item()
+            assert _single(a[b], T, scorer.inter) == want["single"][b].item()
