@@ -29,8 +29,8 @@ from volume import fused
 from volume.margins import BLOCK, INF_KEY, NEG_INF_KEY, _reduce, _score, signed_margin
 from volume.nets import ResidualMLP
 
-SERIAL, PARALLEL, SINGLE, MIXED, OTHER = range(5)  # class codes: positions in circuits.depth.LABELS
-assert cdepth.LABELS == ("serial", "parallel", "single", "mixed", "other")
+# class codes: positions in circuits.depth.LABELS (any other code is "other")
+SERIAL, PARALLEL, SINGLE, MIXED = (cdepth.LABELS.index(n) for n in ("serial", "parallel", "single", "mixed"))
 
 
 @nb.njit(cache=True)
