@@ -2,28 +2,42 @@
 
 llama: a 7-40-40-1 ReLU population (the issue's target: >= 10,000 networks/s on 2 cores);
 depth: residual MLPs with L = 6 blocks of width 4, stream 6, on 4-bit parity;
-llama class score (the llamaizer experiment's rare-event hot path, m = 4: 8-40-40-1 on 256
-inputs): margins reduced over a view of the cube and scaled afterwards, against normalising
-every pre-activation, concatenating the layers and gathering the cube into groups (what the
-score did before; the two agree bit for bit).
+class scores (the counting experiments' rare-event hot paths), networks/s side by side:
+- llama (`circuits.llama.unit_class_score`, m = 3: 7-40-40-1 on 128 inputs; m = 4: 8-40-40-1 on
+  256): the numba kernel (volume.unit_scores) against the torch reductions it replaced
+  (`torch_unit_class_score`, bit for bit the same scores) and the first torch version
+  (normalise every pre-activation, concatenate the layers, gather the cube into groups);
+  the kernel's GFLOP/s (wall) also as a fraction of the machine's sgemm rate (wall);
+- depth (`circuits.depth.class_score`, L = 4 and 6 blocks of width 4, stream 6, 4-bit parity): the
+  numba kernel (volume.residual_scores) against the batched torch score it replaced
+  (`torch_class_score`); the same for the experiment's target-margin score (`torch_margin_score`).
+Best of REPEATS timings over populations of 800 (one splitting population: 4 runs x 200 chains),
+wall clock and per core (CPU time on one thread each, which holds up under other load).
 The naive baselines classify one network at a time with per-unit Python loops (truth-table
 flips by index, Walsh by an explicit character matrix, placements by nested loops).
 """
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 import numpy as np
 import torch
 
-from circuits.depth import classify_depth, parity_task
+from benchmarks.bench_population import matmul_flops
+from benchmarks.bench_scores import one_core
+from circuits.depth import DEFAULT_TAU, class_score, classify_depth, parity_task, target_set, torch_class_score
 from circuits.interventions import ablate_units
-from circuits.llama import classify_llamas, llama_task, split_of, unit_class_score
+from circuits.llama import classify_llamas, llama_task, split_of, torch_unit_class_score, unit_class_score
 from circuits.units import key_bits, subset_index
-from volume.estimators.scores import TINY, target_signs
+from volume.estimators.scores import TINY, target_margin_score, target_signs, torch_margin_score
+from volume.margins import flops_per_network
 from volume.nets import MLP, ResidualMLP
 from volume.priors import Prior
+
+REPEATS = 3
+PARITY = {3: 0b01101001, 4: 0b0110100110010110}  # parity of the m distractors: a deep llama
 
 
 def naive_llama(arch: MLP, theta: torch.Tensor, task) -> list[str]:
@@ -91,6 +105,55 @@ def rate(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def score_rate(score, theta: torch.Tensor, repeats: int = REPEATS, clock=time.perf_counter) -> float:
+    """Networks per second of `clock` of score over theta in populations of 800, best of
+    `repeats` (after a warm-up)."""
+    score(theta[:16])
+    best = float("inf")
+    for _ in range(repeats):
+        start = clock()
+        for part in theta.split(800):
+            score(part)
+        best = min(best, clock() - start)
+    return len(theta) / best
+
+
+def compare(label: str, kernel, baseline, theta: torch.Tensor, flops: float = 0.0, peak: float = 0.0) -> None:
+    """Print kernel and torch baseline networks/s, wall clock (all threads) and per core (one
+    thread each, CPU time: robust to other load), their ratios, and their largest difference."""
+    gap = float((kernel(theta[:800]) - baseline(theta[:800])).abs().max())
+    wall = score_rate(kernel, theta), score_rate(baseline, theta, 2)
+    core = one_core(lambda: (score_rate(kernel, theta, clock=time.process_time),
+                             score_rate(baseline, theta, 2, time.process_time)))
+    gflops = wall[0] * flops / 1e9
+    of_peak = f"; kernel {gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f}% of sgemm" if flops else ""
+    print(f"  {label}: wall kernel {wall[0]:,.0f} nets/s, torch {wall[1]:,.0f} ({wall[0] / wall[1]:.1f}x); "
+          f"per core kernel {core[0]:,.0f}, torch {core[1]:,.0f} ({core[0] / core[1]:.1f}x){of_peak}; "
+          f"largest difference {gap:.1e}", flush=True)
+
+
+def llama_score_rates(m: int, quick: bool, peak: float) -> None:
+    task = llama_task(m)
+    arch = MLP([4 + m, 40, 40, 1])
+    theta = Prior().sample(arch, 1600 if quick else 8000, seed=2, dtype=torch.float64)
+    variables, key = split_of(task).distractors, PARITY[m]
+    kernel = unit_class_score(arch, task, variables, [key])
+    flops = flops_per_network(arch, task.n_inputs)
+    label = f"llama {'-'.join(map(str, arch.widths))}, {task.n_inputs} inputs"
+    compare(f"{label} vs torch", kernel, torch_unit_class_score(arch, task, variables, [key]), theta, flops, peak)
+    compare(f"{label} vs first torch version", kernel, gathered_llama_score(arch, task, variables, key), theta)
+
+
+def depth_score_rates(n_blocks: int, quick: bool) -> None:
+    task = parity_task(4)
+    arch = ResidualMLP(4, n_blocks, 4, 6)
+    theta = Prior().sample(arch, 1600 if quick else 8000, seed=3, dtype=torch.float64)
+    compare(f"depth L={n_blocks} w=4 d=6, 16 inputs, class score", class_score(arch, task, DEFAULT_TAU, "serial"),
+            torch_class_score(arch, task, DEFAULT_TAU, "serial"), theta)
+    compare(f"depth L={n_blocks} w=4 d=6, 16 inputs, target margin", target_margin_score(arch, task.x, task.target),
+            torch_margin_score(arch, task.x, target_signs(task.target, task.n_inputs)), theta)
+
+
 def main(quick: bool = False) -> None:
     torch.manual_seed(0)
     n_fast, n_naive = (4096, 100) if quick else (40960, 400)
@@ -110,17 +173,12 @@ def main(quick: bool = False) -> None:
     naive = rate(lambda: naive_depth(rarch, rtheta[:n_naive], rtask), n_naive)
     print(f"depth L=6 w=4: batched {fast:,.0f} nets/s, naive loop (serial check only) {naive:,.0f} nets/s, "
           f"ratio {fast / naive:.0f}x")
-    ltask, larch = llama_task(4), MLP([8, 40, 40, 1])
-    ltheta = Prior().sample(larch, 800 if quick else 8000, seed=2)
-    variables, key = split_of(ltask).distractors, 0b0110100110010110  # 4-bit parity of the distractors
-    viewed = unit_class_score(larch, ltask, variables, [key])
-    gathered = gathered_llama_score(larch, ltask, variables, key)
-    # the kernel path rounds in float32 per layer (docs/performance.md): equal to ~1e-6, not bit for bit
-    gap = float((viewed(ltheta[:800]) - gathered(ltheta[:800])).abs().max())
-    chunks = ltheta.split(800)  # one splitting population: 4 runs x 200 chains
-    fast, naive = (rate(lambda: [f(c) for c in chunks], len(ltheta)) for f in (viewed, gathered))
-    print(f"llama class score 8-40-40-1, 256 inputs: viewed + scaled {fast:,.0f} nets/s, normalise + gather "
-          f"{naive:,.0f} nets/s, ratio {fast / naive:.1f}x (largest score difference {gap:.1e})")
+    peak = max(matmul_flops() for _ in range(3)) / 1e9
+    print(f"class scores (load average {os.getloadavg()[0]:.1f}; sgemm peak {peak:.1f} GFLOP/s):")
+    for m in (3, 4):
+        llama_score_rates(m, quick, peak)
+    for n_blocks in (4, 6):
+        depth_score_rates(n_blocks, quick)
 
 
 if __name__ == "__main__":

@@ -146,8 +146,15 @@ def class_scores(frac: torch.Tensor, T: int, tau: float = DEFAULT_TAU) -> dict[s
 
 def class_score(arch: ResidualMLP, task: Task, tau: float, name: str) -> Score:
     """Score of "computes the target and its Walsh reading is class `name`": min(target margin /
-    its scale, class_scores[name]); one forward pass gives both the block writes (for the Walsh
-    reading) and the output."""
+    its scale, class_scores[name]). One numba kernel (`volume.residual_scores`), equal to
+    `torch_class_score`, the reference it is tested against, to float32 rounding."""
+    from volume.residual_scores import DepthScorer  # imported here: the kernel reads this module's tables
+    return DepthScorer(arch, task, target_set(task), tau, name)
+
+
+def torch_class_score(arch: ResidualMLP, task: Task, tau: float, name: str) -> Score:
+    """class_score through the batched torch forward: one pass gives both the block writes
+    (for the Walsh reading) and the output."""
     T, x = target_set(task), task.x.to(torch.float32)
 
     def outputs_and_class(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,6 +31,7 @@ from volume.estimators.scores import Score, target_and_class_score
 from volume.nets import ACTIVATIONS, MLP
 from volume.setup import Setup
 from volume.tasks import Task, boolean_task
+from volume.unit_scores import UnitScorer
 
 LABELS = ("direct", "shallow_inert", "shallow_used", "deep_inert", "deep_used")
 
@@ -216,7 +217,13 @@ def unit_class_score(arch: MLP, task: Task, variables: list[int], keys) -> Score
     `variables`": min(target margin, max over hidden units and keys of the unit's margin
     against the key), each margin divided by its own max |value| over the cube (scale-free,
     so splitting levels cannot creep to 0 by shrinking units; the unit part's positive set is
-    that of llama_score). One fused forward pass serves both margins."""
+    that of llama_score). One numba kernel (`volume.unit_scores`), equal bit for bit to
+    `torch_unit_class_score`, the reference it is tested against."""
+    return UnitScorer(arch, task, variables, keys)
+
+
+def torch_unit_class_score(arch: MLP, task: Task, variables: list[int], keys) -> Score:
+    """unit_class_score through torch reductions over the fused forward's pre-activations."""
     keys = np.asarray(keys, np.uint64)
     x, n = task.x.to(torch.float32), task.n_vars
 

@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,3 +91,19 @@ def check_kill_and_resume(tmp_path: Path, monkeypatch, args: tuple[str, ...], mo
 def tree(root: Path) -> dict[str, bytes | None]:
     """Every file (its bytes) and directory (None) under root, by relative path."""
     return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def assert_network_only(score, theta):
+    """A score must depend on each network's parameters only: bit-identical whatever the
+    batch (one network at a time, every order) and the numba thread count; an empty batch works."""
+    full = score(theta)
+    assert torch.equal(full, torch.cat([score(theta[i : i + 1]) for i in range(len(theta))]))
+    perm = torch.randperm(len(theta), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(full[perm], score(theta[perm]))
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert torch.equal(full, score(theta))
+    finally:
+        numba.set_num_threads(threads)
+    assert score(theta[:0]).shape == (0,)

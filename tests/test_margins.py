@@ -1,15 +1,16 @@
-"""The margin-score kernel (volume.margins) against a plain per-network float64 forward, and
-its invariances: a network's score depends on its parameters only (not on the batch, its
-place in it, or the thread count)."""
-import numba
+"""The margin-score kernels (volume.margins; ResidualMLPs: volume.residual_scores) against a
+plain per-network float64 forward, and their invariances: a network's score depends on its
+parameters only (not on the batch, its place in it, or the thread count)."""
 import numpy as np
 import pytest
 import torch
+from conftest import assert_network_only
 
 from volume.estimators.scores import target_margin_score
 from volume.margins import BLOCK, TILE, MarginScorer
 from volume.nets import MLP, ResidualMLP
 from volume.priors import Prior
+from volume.residual_scores import ResidualMarginScorer
 from volume.tasks import boolean_task
 
 
@@ -23,8 +24,8 @@ def oracle(arch, x, target, theta, output=0, margin=0.0) -> np.ndarray:
     return np.array(out)
 
 
-def check(arch, x, target, theta, output=0, margin=0.0):
-    got = MarginScorer(arch, x, target, output, margin)(theta).numpy()
+def check(arch, x, target, theta, output=0, margin=0.0, scorer=MarginScorer):
+    got = scorer(arch, x, target, output, margin)(theta).numpy()
     want = oracle(arch, x, target, theta, output, margin)
     assert got.dtype == np.float64 and got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)  # float32 forward
@@ -83,23 +84,34 @@ def test_score_depends_on_the_network_only(widths):
     arch, task = MLP(widths), boolean_task(widths[0], "pm1")
     score = MarginScorer(arch, task.x, np.asarray(task.x[:, 0] > 0))
     theta = Prior().sample(arch, 3 * BLOCK + 1, 1, dtype=torch.float64)
-    full = score(theta)
-    assert torch.equal(full, torch.cat([score(theta[i : i + 1]) for i in range(len(theta))]))
-    perm = torch.randperm(len(theta), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(full[perm], score(theta[perm]))
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        assert torch.equal(full, score(theta))
-    finally:
-        numba.set_num_threads(threads)
+    assert_network_only(score, theta)
 
 
-def test_target_margin_score_routes_mlps_to_the_kernel_and_keeps_torch_for_others():
+def test_target_margin_score_routes_mlps_and_residual_mlps_to_kernels():
     task = boolean_task(4, "pm1")
     target = np.asarray(task.x[:, 0] > 0)
     assert isinstance(target_margin_score(MLP([4, 3, 1]), task.x, target), MarginScorer)
     res = ResidualMLP(4, 2, 3, 5)
+    assert isinstance(target_margin_score(res, task.x, target), ResidualMarginScorer)
     theta = Prior().sample(res, 9, 0, dtype=torch.float64)
     np.testing.assert_allclose(target_margin_score(res, task.x, target)(theta).numpy(),
                                oracle(res, task.x, target, theta), rtol=1e-4, atol=1e-5)
+
+
+RESIDUAL = [  # n_in, blocks, block width, stream, n_out, activation, bias, output, margin
+    (4, 4, 4, 6, 1, "relu", True, 0, 0.0),  # the depth experiment's model
+    (5, 2, 3, 7, 3, "tanh", False, 2, 0.2),
+    (3, 1, 2, 3, 2, "sign", True, 1, 0.0),
+]
+
+
+@pytest.mark.parametrize("n_in, blocks, width, stream, n_out, activation, bias, output, margin", RESIDUAL)
+def test_residual_scores_match_per_network_oracle(n_in, blocks, width, stream, n_out, activation, bias, output, margin):
+    arch = ResidualMLP(n_in, blocks, width, stream, n_out, activation, bias)
+    x = torch.randn(300, n_in, generator=torch.Generator().manual_seed(1))  # not a cube: any inputs
+    theta = Prior().sample(arch, 2 * BLOCK + 5, 2, dtype=torch.float64)
+    own = np.asarray(arch.forward(theta[:1], x.double())[0, :, output] > 0)  # network 0 computes it: score > 0
+    for target in (np.arange(300) % 3 == 0, np.ones(300, bool), np.zeros(300, bool), own):
+        check(arch, x, target, theta, output, margin, ResidualMarginScorer)
+    assert ResidualMarginScorer(arch, x, own, output)(theta[:1]).item() > 0
+    assert_network_only(ResidualMarginScorer(arch, x, target, output, margin), theta)

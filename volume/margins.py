@@ -77,6 +77,17 @@ def _score(ext, margin):
     return (np.float64(lowest) - margin) / (np.float64(scale) + margin + TINY)
 
 
+@nb.njit(cache=True)
+def signed_margin(y):
+    # (min_i y_i) / (max_i |y_i| + TINY) for y[N] float32, the outputs times the target's signs
+    # (the class scores' target margin, inputs in any order): the extremes in float32 (exact),
+    # the division in float64, as the torch scores do.
+    lowest, scale = y[0], abs(y[0])
+    for i in range(1, y.shape[0]):
+        lowest, scale = min(lowest, y[i]), max(scale, abs(y[i]))
+    return np.float64(lowest) / (np.float64(scale) + TINY)
+
+
 @nb.njit(fastmath={"contract"}, cache=True)
 def _linear(x_t, w, y):
     # y = w @ x_t for x_t[k, tile] (inputs contiguous): the loop over inputs vectorises and

@@ -14,7 +14,7 @@ import torch
 
 from volume import fused
 from volume.margins import TINY, MarginScorer
-from volume.nets import Architecture
+from volume.nets import Architecture, ResidualMLP
 
 Score = Callable[[torch.Tensor], torch.Tensor]
 # Rows of theta per forward call: keeps activations [ROWS, N, width] in cache-sized pieces.
@@ -44,7 +44,8 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
     which we saw stall runs on parity.
 
     MLPs on the CPU take `volume.margins.MarginScorer` (one numba kernel, no outputs
-    materialised); other architectures the batched torch forward below."""
+    materialised), ResidualMLPs `volume.residual_scores.ResidualMarginScorer`; other
+    architectures the batched torch forward below."""
     if x.ndim != 2 or x.shape[1] != arch.n_in:
         raise ValueError(f"x: needs shape [N, {arch.n_in}] for {arch.describe()}, got {tuple(x.shape)}")
     if not 0 <= output < arch.n_out:
@@ -54,6 +55,10 @@ def target_margin_score(arch: Architecture, x: torch.Tensor, target, output: int
     signs = target_signs(target, x.shape[0])
     if fused.supports(arch) and x.device.type == "cpu":
         return MarginScorer(arch, x, signs.numpy() > 0, output, margin)
+    if isinstance(arch, ResidualMLP) and x.device.type == "cpu":
+        # imported here: residual_scores reads circuits.depth, which builds on this module
+        from volume.residual_scores import ResidualMarginScorer
+        return ResidualMarginScorer(arch, x, signs.numpy() > 0, output, margin)
     return torch_margin_score(arch, x, signs, output, margin)
 
 
