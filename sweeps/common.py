@@ -13,17 +13,37 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHERS = ("basic", "joblib", "local", "slurm", "ray")
+# Budgets of the counting figures (fig_llamaizer, fig_depth): quick (tiny, what the tests run),
+# default (about 40 min of one core for both figures: the published docs/figures), night (the
+# budget aimed at issue 14's precision targets, hours on 2 cores). docs/results.md has the costs.
+BUDGETS = ("quick", "default", "night")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="small sizes (what the tests run)")
+    p.add_argument("--quick", action="store_true", help="small sizes (what the tests run); same as --budget quick")
+    p.add_argument("--budget", choices=BUDGETS, default="default",
+                   help="counting figures only: quick, default (about 40 min of one core), night (hours)")
+    p.add_argument("--publish", type=Path, default=None,
+                   help="also write the figure (moderate dpi) and the CSV of its plotted numbers to this folder, "
+                        "e.g. docs/figures")
     p.add_argument("--launcher", choices=LAUNCHERS, default="basic",
                    help="hydra launcher for the runs: basic (one after another), joblib (parallel on this "
                         "machine), local (submitit without a cluster), slurm (submitit), ray")
     p.add_argument("--out", type=Path, default=None, help="where runs and the figure go (default figures/NAME)")
     p.add_argument("launcher_overrides", nargs="*", help="extra hydra overrides, e.g. hydra.launcher.n_jobs=2")
     return p
+
+
+def budget(args: argparse.Namespace) -> str:
+    """The budget a figure script runs at: --quick wins over --budget."""
+    return "quick" if args.quick else args.budget
+
+
+def out_dir(args: argparse.Namespace, name: str) -> Path:
+    """Where a counting figure's runs and figure go: --out, else figures/NAME/BUDGET (git-ignored;
+    one folder per budget, so runs of one budget are never reused for another)."""
+    return args.out or ROOT / "figures" / name / budget(args)
 
 
 def launcher_args(launcher: str) -> list[str]:

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import ROOT, load, parser, run_sweep  # noqa: E402
+from common import budget, load, out_dir, parser, run_sweep  # noqa: E402
 from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
@@ -30,12 +30,18 @@ MARKERS = {"serial": "o", "parallel": "s", "single": "^", "mixed": "D", "other":
 TAU_L, TAUS = 4, (0.3, 0.5)  # the tau panel: at L = 4, tau = 0.3 and 0.5 besides the default 0.4
 
 
-def settings(quick: bool) -> list[list[str]]:
+# Splitting budget per budget name (quick: bounds only; default: about 20 min of one core for
+# the whole figure; night: the budget aimed at issue 14's interval targets, docs/results.md).
+BUDGET = {"quick": ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=30"],
+          "default": ["estimator.n_particles=250", "estimator.n_runs=4", "estimator.n_moves=10",
+                      "estimator.max_evals=3000000"],
+          "night": ["estimator.n_particles=500", "estimator.n_runs=12", "estimator.n_moves=40"]}
+
+
+def settings(budget: str) -> list[list[str]]:
     """(the L sweep at the default tau, the tau sweep at L = TAU_L)."""
-    base = ["experiment=depth", "experiment.classes=[serial,parallel,single]"]
-    if quick:
-        base += ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=30"]
-    blocks = "3,4" if quick else "3,4,5,6,7,8"
+    base = ["experiment=depth", "experiment.classes=[serial,parallel,single]", *BUDGET[budget]]
+    blocks = "3,4" if budget == "quick" else "3,4,5,6,7,8"
     return [base + [f"model.n_blocks={blocks}"],
             base + [f"model.n_blocks={TAU_L}", "experiment.tau=" + ",".join(map(str, TAUS))]]
 
@@ -79,10 +85,10 @@ def tau_panel(ax, runs: list) -> None:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    out = args.out or ROOT / "figures" / "depth"
+    out = out_dir(args, "depth")
     start = time.perf_counter()
     sweeps = [run_sweep(out / name, sweep, args.launcher, args.launcher_overrides)
-              for name, sweep in zip(("runs", "runs_tau"), settings(args.quick))]
+              for name, sweep in zip(("runs", "runs_tau"), settings(budget(args)))]
     runs, tau_runs = ([(load(j)["summary"], read_classes(j), load(j)["estimates"]) for j in jobs]
                       for jobs in sweeps)
     tau_runs += [r for r in runs if r[0]["n_blocks"] == TAU_L]

@@ -38,37 +38,70 @@ from volume.errors import ConfigError
 from volume.estimators import sums
 from volume.estimators.scores import ROWS, TINY, Score, target_margin_score, target_signs
 from volume.experiments import _classes
-from volume.nets import MLP
+from volume.nets import ACTIVATIONS, MLP
 from volume.rng import CLASS_STREAM, PRIOR_STREAM
 from volume.setup import Setup, positive_int
 
 AND, XOR = 0b1000, 0b0110  # keys over two variables
+LAYERS = ("all", "first", "last", "last_used")
+# Controls on two llamas of d1, d2 (m >= 2): h = d1 and d2 (shallow: a first-layer unit can carry
+# it) by layer, and with the output using it; h = d1 xor d2 (deep: never a first-layer unit) in the
+# last hidden layer, used or not. (name, key over d1 d2, layers of unit_class_score)
+LAYER_CONTROLS = (("llama_and_first", AND, "first"), ("llama_and_last", AND, "last"),
+                  ("llama_and_used", AND, "last_used"), ("llama_xor_last", XOR, "last"),
+                  ("llama_xor_used", XOR, "last_used"))
 KINDS = ("deep", "shallow")
 INSPECTED = ("frac_used", "mean_llama_units", "mean_distinct_llamas", "share_other_llama", "mean_inv_distinct")
 
 
-def unit_class_score(arch: MLP, task, variables: list[int], keys) -> Score:
+def unit_class_score(arch: MLP, task, variables: list[int], keys, layers: str = "all") -> Score:
     """min(target margin, max over hidden units and keys of the unit's margin against the
     function key of `variables`), each margin divided by its own max |value| over the cube
     (scale-free, so splitting levels cannot creep to 0 by shrinking units; the positive set
-    is that of circuits.llama.llama_score). One forward pass serves both margins."""
+    is that of circuits.llama.llama_score). One forward pass serves both margins.
+    layers: which hidden layers' units count: "all", "first", "last", or "last_used" (units of
+    the last hidden layer whose zero-ablation changes the network's function: `used_margins`)."""
+    if layers not in LAYERS:
+        raise ValueError(f"layers: unknown {layers!r}; allowed: {list(LAYERS)}")
     keys = np.asarray(keys, np.uint64)
     signs, x = target_signs(task.target, task.n_inputs), task.x.to(torch.float32)
     n = task.n_vars
+
+    def unit_margin(theta: torch.Tensor, pre: list[torch.Tensor]) -> torch.Tensor:
+        if layers == "last_used":
+            carry = function_margins(pre[-2], n, variables, keys, scaled=True).amax(2)  # [B, U]
+            return torch.minimum(carry, used_margins(arch, theta, pre, signs)).amax(1)
+        hidden = {"all": pre[:-1], "first": pre[:1], "last": pre[-2:-1]}[layers]
+        return torch.stack([function_margins(z, n, variables, keys, scaled=True).amax((1, 2))
+                            for z in hidden]).amax(0)
 
     def score(theta: torch.Tensor) -> torch.Tensor:
         out = torch.empty(theta.shape[0], dtype=torch.float64)
         with torch.inference_mode():
             for start in range(0, theta.shape[0], ROWS):
-                pre = fused.mlp_preactivations(arch, theta[start : start + ROWS], x)
+                rows = theta[start : start + ROWS]
+                pre = fused.mlp_preactivations(arch, rows, x)
                 y = pre[-1][..., 0]
                 target = (y * signs).amin(1).double() / (y.abs().amax(1).double() + TINY)
-                unit = torch.stack([function_margins(z, n, variables, keys, scaled=True).amax((1, 2))
-                                    for z in pre[:-1]]).amax(0).to(torch.float64)
-                out[start : start + ROWS] = torch.minimum(target, unit)
+                out[start : start + ROWS] = torch.minimum(target, unit_margin(rows, pre).to(torch.float64))
         return out
 
     return score
+
+
+def used_margins(arch: MLP, theta: torch.Tensor, pre: list[torch.Tensor], signs: torch.Tensor) -> torch.Tensor:
+    """[B, U]: for each unit j of the last hidden layer, max over inputs x of s(x) (c_j(x) -
+    y(x)), with y the output, c_j = w_j act(z_j) the unit's contribution to it and s = +1
+    where the target holds, else -1; divided by (max |y| + max |c_j| + tiny), so scale-free.
+    On a network computing the target, it is > 0 iff zero-ablating unit j (output y - c_j)
+    moves the output to the other side of 0 on some input, i.e. changes the function
+    (y - c_j = 0 exactly, a measure-zero set, counts as on the target's side)."""
+    y = pre[-1][..., 0]  # [B, N]
+    w = arch.slice(f"W{arch.n_layers - 1}").view(theta.to(torch.float32))[..., 0]  # [B, U]
+    contribution = ACTIVATIONS[arch.activation](pre[-2]) * w.unsqueeze(1)  # [B, N, U]
+    flip = (signs[None, :, None] * (contribution - y.unsqueeze(2))).amax(1)
+    scale = y.abs().amax(1, keepdim=True) + contribution.abs().amax(1) + TINY
+    return flip / scale
 
 
 def distractor_bits(setup: Setup, who: str, max_m: int) -> int:
@@ -195,7 +228,18 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
                                                     ("mixed_and", [t0, d0], AND), ("mixed_xor", [t0, d0], XOR))):
             jobs.append(_classes.Job(name, unit_class_score(arch, task, variables, [key]), CLASS_STREAM + 1 + 2 * c, None,
                                      {"kind": "control", "h": f"{key:x}", "class_weight": 1.0}))
+        jobs += layer_control_jobs(arch, task, split.distractors)
     return jobs, plans
+
+
+def layer_control_jobs(arch: MLP, task, distractors: list[int]) -> list[_classes.Job]:
+    """The LAYER_CONTROLS (none at m = 1: they need two distractor bits). Streams after the
+    four target/mixed controls (odd offsets: never a llama class's)."""
+    if len(distractors) < 2:
+        return []
+    return [_classes.Job(name, unit_class_score(arch, task, distractors[:2], [key], layers), CLASS_STREAM + 9 + 2 * c,
+                         None, {"kind": "control", "h": f"{key:x}", "class_weight": 1.0})
+            for c, (name, key, layers) in enumerate(LAYER_CONTROLS)]
 
 
 def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed: int) -> tuple[pd.DataFrame, dict]:
