@@ -11,12 +11,18 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
+from volume import results
+
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHERS = ("basic", "joblib", "local", "slurm", "ray")
 # Budgets of the counting figures (fig_llamaizer, fig_depth): quick (tiny, what the tests run),
 # default (about 40 min of one core for both figures: the published docs/figures), night (the
 # budget aimed at issue 14's precision targets, hours on 2 cores). docs/results.md has the costs.
 BUDGETS = ("quick", "default", "night")
+ESTIMATE_COLUMNS = ("log_p", "ci_low", "ci_high", "n_evals", "bound", "reliable")
+MAX_PNG_BYTES = 300_000
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -44,6 +50,32 @@ def out_dir(args: argparse.Namespace, name: str) -> Path:
     """Where a counting figure's runs and figure go: --out, else figures/NAME/BUDGET (git-ignored;
     one folder per budget, so runs of one budget are never reused for another)."""
     return args.out or ROOT / "figures" / name / budget(args)
+
+
+def estimate_fields(est: dict | None) -> dict:
+    """The ESTIMATE_COLUMNS of an Estimate-like dict (log_p, ci, n_evals, bound, reliable);
+    a missing estimate gives empty cells."""
+    if est is None:
+        return {"log_p": None, "ci_low": None, "ci_high": None, "n_evals": None, "bound": "", "reliable": None}
+    return {"log_p": est["log_p"], "ci_low": est["ci"][0], "ci_high": est["ci"][1], "n_evals": est.get("n_evals"),
+            "bound": est.get("bound") or "", "reliable": est.get("reliable", True)}
+
+
+def publish(fig, rows: list[dict], folder: Path, name: str, dpi: int = 72) -> tuple[Path, Path]:
+    """Write the published figure folder/NAME.png (moderate dpi, at most MAX_PNG_BYTES) and
+    folder/NAME.csv: one row per plotted number, ESTIMATE_COLUMNS first (natural logs; bound
+    "", "upper", "lower", "interval" or "target_not_reached"; reliable from the estimator's
+    diagnostics), then the columns saying what the row is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png, csv = folder / f"{name}.png", folder / f"{name}.csv"
+    fig.savefig(png, dpi=dpi, bbox_inches="tight")
+    if png.stat().st_size > MAX_PNG_BYTES:
+        raise RuntimeError(f"{png} is {png.stat().st_size:,} bytes; published figures must be <= {MAX_PNG_BYTES:,}")
+    frame = pd.DataFrame(rows)
+    ordered = [*ESTIMATE_COLUMNS, *(c for c in frame.columns if c not in ESTIMATE_COLUMNS)]
+    results.write_csv(csv, frame.reindex(columns=ordered))
+    print(f"published {png} ({png.stat().st_size:,} bytes) and {csv} ({len(frame)} rows)")
+    return png, csv
 
 
 def launcher_args(launcher: str) -> list[str]:

@@ -2,14 +2,16 @@
 
 Runs experiment=depth (residual MLPs, 4-bit parity, block width 4, stream 6) for L = 3..8
 blocks, classes serial, parallel, single, at tau = 0.4; and at L = 4 also at tau = 0.3, 0.5
-(--quick: L = 3, 4, tiny budgets: bounds only; add model.block_width=4,8 for widths).
+(--quick: L = 3, 4, tiny budgets: bounds only; add model.block_width=4,8 for widths; --budget
+default / night: the splitting budgets in BUDGET, docs/results.md).
 depth.png has four panels: (a) the measured log P(parallel | target) - log P(serial |
 target) against L with the two counting predictions (one specific tree vs one specific
 chain; all trees vs all chains); (b) log P(class and target) per class against L, with log
 P(target); (c) the path-length profile of each class at the largest L; (d) sensitivity to
 the threshold: log P(class | target) per class against tau at L = 4. Prints every number
 behind them; bounds (class or target not reached) are printed and drawn as such (open
-markers with an arrow), never as estimates."""
+markers with an arrow), never as estimates. --publish DIR also writes depth.png and depth.csv
+(the numbers plotted) there."""
 from __future__ import annotations
 
 import math
@@ -22,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import budget, load, out_dir, parser, run_sweep  # noqa: E402
+from common import ESTIMATE_COLUMNS, budget, estimate_fields, load, out_dir, parser, publish, run_sweep  # noqa: E402
 from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
@@ -54,6 +56,26 @@ def _columns(ests: list[dict], x) -> tuple:
     """(x, log10 P, low, high, bound, reliable) for plot_estimates."""
     y, low, high, bound, reliable = estimate_columns(ests)
     return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
+
+
+def table(runs: list) -> list[dict]:
+    """The published CSV's rows: per run (L, block width, tau), log P(target) (with the run's
+    cost), the parallel/serial log ratio with both counting predictions, and per class log
+    P(class | target) and log P(class and target)."""
+    rows = []
+    for s, frame, est in runs:
+        run = {"L": s["n_blocks"], "block_width": s["block_width"], "tau": s["tau"]}
+        rows.append({**estimate_fields(s["log_p_target"]), **run, "series": "target", "quantity": "log P(target)",
+                     "run_n_evals": s["n_evals"], "run_seconds": round(s["seconds"], 1)})
+        rows.append({**estimate_fields(s["log_ratio_parallel_serial"]), **run, "series": "ratio_parallel_serial",
+                     "quantity": "log P(parallel | target) - log P(serial | target)",
+                     "predicted_one": s["predicted_log_ratio_one"], "predicted_all": s["predicted_log_ratio_all"]})
+        for _, row in frame.iterrows():
+            rows.append({**row[list(ESTIMATE_COLUMNS)].to_dict(), **run, "series": row["class"],
+                         "quantity": "log P(class | target)"})
+            rows.append({**estimate_fields(est[row["class"]]), **run, "series": f"{row['class']}_joint",
+                         "quantity": "log P(class and target)"})
+    return rows
 
 
 def tau_panel(ax, runs: list) -> None:
@@ -91,6 +113,7 @@ def main() -> None:
               for name, sweep in zip(("runs", "runs_tau"), settings(budget(args)))]
     runs, tau_runs = ([(load(j)["summary"], read_classes(j), load(j)["estimates"]) for j in jobs]
                       for jobs in sweeps)
+    rows = table(runs + tau_runs)
     tau_runs += [r for r in runs if r[0]["n_blocks"] == TAU_L]
     runs.sort(key=lambda r: (r[0]["block_width"], r[0]["n_blocks"]))
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
@@ -150,6 +173,8 @@ def main() -> None:
     tau_panel(axes[3], tau_runs)
     figure = out / "depth.png"
     fig.savefig(figure, dpi=120, bbox_inches="tight")
+    if args.publish:
+        publish(fig, rows, args.publish, "depth")
     print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")
 
 
