@@ -61,6 +61,14 @@ def estimate_fields(est: dict | None) -> dict:
             "bound": est.get("bound") or "", "reliable": est.get("reliable", True)}
 
 
+def diagnostic_fields(record: dict | None) -> dict:
+    """From a splitting record: the runs' spread against the ideal spread (reliable needs <= 3),
+    the P-space mean log mean exp(run log P) (volume.estimators.rare_event), the number of runs."""
+    diagnostics = (record or {}).get("diagnostics") or {}
+    return {"spread_vs_ideal": diagnostics.get("spread_vs_ideal"), "log_mean_p": diagnostics.get("log_mean_p"),
+            "n_runs": len((record or {}).get("run_log_p") or []) or None}
+
+
 def publish(fig, rows: list[dict], folder: Path, name: str, dpi: int = 72) -> tuple[Path, Path]:
     """Write the published figure folder/NAME.png (moderate dpi, at most MAX_PNG_BYTES) and
     folder/NAME.csv: one row per plotted number, ESTIMATE_COLUMNS first (natural logs; bound

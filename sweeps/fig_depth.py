@@ -24,7 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import ESTIMATE_COLUMNS, budget, estimate_fields, load, out_dir, parser, publish, run_sweep  # noqa: E402
+from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
+                    parser, publish, run_sweep)
 from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
@@ -65,15 +66,20 @@ def table(runs: list) -> list[dict]:
     rows = []
     for s, frame, est in runs:
         run = {"L": s["n_blocks"], "block_width": s["block_width"], "tau": s["tau"]}
-        rows.append({**estimate_fields(s["log_p_target"]), **run, "series": "target", "quantity": "log P(target)",
+        rows.append({**estimate_fields(s["log_p_target"]), **diagnostic_fields(est["target"]), **run,
+                     "series": "target", "quantity": "log P(target)",
                      "run_n_evals": s["n_evals"], "run_seconds": round(s["seconds"], 1)})
-        rows.append({**estimate_fields(s["log_ratio_parallel_serial"]), **run, "series": "ratio_parallel_serial",
+        ratio = s["log_ratio_parallel_serial"]
+        rows.append({**estimate_fields(ratio), **run, "series": "ratio_parallel_serial",
+                     "n_evals": None if ratio is None else est["parallel"]["n_evals"] + est["serial"]["n_evals"],
+                     "n_runs": len(est["serial"]["run_log_p"]) if ratio is not None else None,
                      "quantity": "log P(parallel | target) - log P(serial | target)",
                      "predicted_one": s["predicted_log_ratio_one"], "predicted_all": s["predicted_log_ratio_all"]})
         for _, row in frame.iterrows():
             rows.append({**row[list(ESTIMATE_COLUMNS)].to_dict(), **run, "series": row["class"],
                          "quantity": "log P(class | target)"})
-            rows.append({**estimate_fields(est[row["class"]]), **run, "series": f"{row['class']}_joint",
+            rows.append({**estimate_fields(est[row["class"]]), **diagnostic_fields(est[row["class"]]), **run,
+                         "series": f"{row['class']}_joint",
                          "quantity": "log P(class and target)"})
     return rows
 

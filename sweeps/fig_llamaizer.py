@@ -1,8 +1,8 @@
 """Figure: do inner llamaizers gain volume in proportion to the number of possible llamas?
 
-Runs experiment=llamaizer for m = 1, 2, 3, 4 distractor bits (n-40-40-1 MLPs, n = 4 + m
-inputs, target andor; m = 1 has shallow llamas only) and, at m = 2, for other widths and
-depths (--budget default: widths 20, depths 1 and 3; night: also width 80); budgets in BUDGET
+Runs experiment=llamaizer for m = 1, 2, 3 (night: and 4) distractor bits (n-40-40-1 MLPs,
+n = 4 + m inputs, target andor; m = 1 has shallow llamas only) and, at m = 2, for other widths
+and depths (--budget default: width 20, depths 1 and 3; night: also width 80); budgets in BUDGET
 (docs/results.md); --quick: m = 1, 2, 3 on a 2-bit AND target with tiny nets and budgets (m = 2
 also at width 12 and depth 1). Panels of llamaizer.png: (a) log P(llamaizers | target) against
 log |H_m| with the naive slope-1 prediction, the fitted slope, and an upper bound on the slope
@@ -28,7 +28,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import ESTIMATE_COLUMNS, budget, estimate_fields, load, out_dir, parser, publish, run_sweep  # noqa: E402
+from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
+                    parser, publish, run_sweep)
 from volume.experiments.llamaizer import LAYER_CONTROLS  # noqa: E402
 from volume.plots import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
 
@@ -43,7 +44,9 @@ BUDGET = {"default": ["estimator.n_particles=100", "estimator.n_runs=4", "estima
                       "estimator.max_evals=600000", "experiment.n_classes_sampled=2"],
           "night": ["estimator.n_particles=200", "estimator.n_runs=12", "estimator.n_moves=40",
                     "estimator.max_evals=20000000", "experiment.n_classes_sampled=4"]}
-SHAPES = {"default": "model.hidden=[20,20],[40],[40,40,40]", "night": "model.hidden=[20,20],[40],[80,80],[40,40,40]"}
+MS = {"default": "task.n=7,6,5", "night": "task.n=8,7,6,5"}  # m = 3, 2, 1 (night: and 4), longest first
+SHAPES = {"default": "model.hidden=[20,20],[40],[40,40,40]",
+          "night": "model.hidden=[20,20],[40],[80,80],[40,40,40]"}
 
 
 def settings(budget: str) -> tuple[list[list[str]], list[int], int]:
@@ -55,7 +58,7 @@ def settings(budget: str) -> tuple[list[list[str]], list[int], int]:
         return [base + ["task.n=5,4,3", "model.hidden=[6,6]"], base + ["task.n=4", "model.hidden=[12,12],[6]"]], [6, 6], 2
     base = ["experiment=llamaizer", *BUDGET[budget]]
     # longest jobs first: a parallel launcher then starts them first
-    return [base + ["task.n=8,7,6,5"], base + ["task.n=6", SHAPES[budget]]], [40, 40], 2
+    return [base + [MS[budget]], base + ["task.n=6", SHAPES[budget]]], [40, 40], 2
 
 
 def slope(points: list[tuple[float, float, float, float]], seed: int = 0) -> tuple[float, float, float] | None:
@@ -155,20 +158,23 @@ def shape_panel(ax, rows: list[tuple], what: str, m: int) -> None:
     ax.legend(fontsize=6)
 
 
-def job_rows(s: dict, frame: pd.DataFrame, hidden: list[int]) -> list[dict]:
+def job_rows(s: dict, frame: pd.DataFrame, hidden: list[int], records: dict) -> list[dict]:
     """The published CSV's rows of one run (m, hidden widths): log P(target) with the run's
     cost, each kind's sum over h, and every classes.csv row (classes, controls, union brackets)."""
     run = {"m": s["m"], "hidden": "-".join(map(str, hidden))}
-    rows = [{**estimate_fields(s["log_p_target"]), **run, "series": "target", "quantity": "log P(target)",
+    rows = [{**estimate_fields(records["target"]), **diagnostic_fields(records["target"]), **run,
+             "series": "target", "quantity": "log P(target)",
              "run_n_evals": s["n_evals"], "run_seconds": round(s["seconds"], 1)}]
     rows += [{**estimate_fields(s[kind]["sum_over_h"]), **run, "series": f"sum_{kind}", "kind": kind,
-              "quantity": "log sum_h P(llamaizer(h) | target)", "n_functions": s[kind]["n_functions"]}
+              "quantity": "log sum_h P(llamaizer(h) | target)", "n_functions": s[kind]["n_functions"],
+              "n_runs": diagnostic_fields(records["target"])["n_runs"]}
              for kind in ("deep", "shallow") if kind in s and s[kind]["n_functions"]]
     for _, row in frame.iterrows():
         union = row["kind"] == "union"
         rows.append({**row[list(ESTIMATE_COLUMNS)].to_dict(), **run, "series": row["class"], "kind": row["kind"],
                      "quantity": "bracket of log P(some llama | target)" if union else "log P(class | target)",
                      "h": row.get("h"), "sensitivity": row.get("sensitivity"),
+                     "log_p_joint": row.get("log_p_joint"), **diagnostic_fields(records.get(row["class"])),
                      **({"union_low": row["union_low"], "union_high": row["union_high"]} if union else {})})
     return rows
 
@@ -201,7 +207,7 @@ def main() -> None:
     for job in jobs:
         stored, frame = load(job), read_classes(job)
         s, m, width = stored["summary"], stored["summary"]["m"], stored["config"]["model"]["hidden"]
-        rows += job_rows(s, frame, width)
+        rows += job_rows(s, frame, width, stored["estimates"])
         if m == width_m:
             shape_rows.append((width, m, frame, s))
         if width != hidden:

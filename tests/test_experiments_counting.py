@@ -216,6 +216,7 @@ def test_llamaizer_end_to_end_and_resume(tmp_path):
     assert len(_check_frame(frame, stored["estimates"]["target"])) >= 2  # estimates, not only bounds
     assert set(frame["class"]) == {"deep_6", *[c for c in frame["class"] if c.startswith("shallow_")],
                                    "target_and", "target_xor", "mixed_and", "mixed_xor",
+                                   *(name for name, _, _ in llamaizer.LAYER_CONTROLS),
                                    "all_deep", "all_shallow", "all_llamas"}
     # the union rows bracket P(union | target): [best class, min(1, sum over h)] in the summary's numbers
     union = frame[frame["kind"] == "union"].set_index("class")

@@ -94,3 +94,15 @@ def test_make_figures_runs_exactly_the_publishing_scripts():
     assert args[args.index("--budget") + 1] == "quick" and args[args.index("--publish") + 1] == "docs/figures"
     assert all(name in SCRIPTS for name in PUBLISHED)
     assert "/figures/" in (ROOT / ".gitignore").read_text().split()  # raw runs out of git, docs/figures in
+
+
+def test_results_tables_cells_and_extrapolation():
+    import results_tables as rt
+
+    row = {"log_p": -3.0, "ci_low": -4.5, "ci_high": -1.0, "bound": np.nan, "reliable": False}
+    assert rt.cell(pd.Series(row)) == "-3.00 [-4.50, -1.00]*"
+    assert rt.cell(pd.Series({**row, "bound": "upper", "log_p": -9.0})) == "upper bound -9.00*"
+    assert rt.cell(pd.Series({**row, "reliable": True})) == "-3.00 [-4.50, -1.00]"
+    # width 20 -> 4 needs (20/4)^2 = 25x the runs and evaluations; a width already met needs no more
+    assert rt.needs(20.0, 4.0, 4, 1e6) == (100, 25e6)
+    assert rt.needs(2.0, 4.0, 4, 1e6) == (4, 1e6)

@@ -18,7 +18,9 @@ overlap left open is measured as a cross-check, sum_h P(h) E[1/N | h] (exact ide
 E[1/N | h] from MCMC samples inside class h: volume.estimators.sums).
 No tuned threshold: a unit carries h iff its pre-activation is > 0 exactly where h holds
 (margin > 0; the scale-free margins of the score move only the splitting levels).
-Controls: units carrying a function of two target bits or of one target and one distractor.
+Controls: units carrying a function of two target bits or of one target and one distractor;
+and (m >= 2, LAYER_CONTROLS) a llama of d1, d2 on a first- vs a last-layer unit, and on a
+last-layer unit the output uses (zero-ablating it changes the function) vs any last-layer unit.
 """
 from __future__ import annotations
 
