@@ -28,8 +28,9 @@ MAIN_HIDDEN = "40-40"  # the llamaizer m panel's widths
 
 def cell(row: pd.Series) -> str:
     """One estimate as text: value, interval, and what it is (bound, unreliable)."""
-    if row["bound"] in ("upper", "lower"):
-        text = f"{row['bound']} bound {row['log_p']:.2f}"
+    if row["bound"] in ("upper", "lower"):  # at its conservative end, as the figures draw it
+        end = row["ci_high"] if row["bound"] == "upper" else row["ci_low"]
+        text = f"{row['bound']} bound {end if math.isfinite(end) else row['log_p']:.2f}"
     elif row["bound"] == "target_not_reached" or not math.isfinite(row["log_p"]):
         text = "n/a"
     else:

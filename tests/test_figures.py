@@ -101,7 +101,8 @@ def test_results_tables_cells_and_extrapolation():
 
     row = {"log_p": -3.0, "ci_low": -4.5, "ci_high": -1.0, "bound": np.nan, "reliable": False}
     assert rt.cell(pd.Series(row)) == "-3.00 [-4.50, -1.00]*"
-    assert rt.cell(pd.Series({**row, "bound": "upper", "log_p": -9.0})) == "upper bound -9.00*"
+    assert rt.cell(pd.Series({**row, "bound": "upper", "log_p": -9.0, "ci_low": np.nan, "ci_high": -8.0})) \
+        == "upper bound -8.00*"  # at its conservative end
     assert rt.cell(pd.Series({**row, "reliable": True})) == "-3.00 [-4.50, -1.00]"
     # width 20 -> 4 needs (20/4)^2 = 25x the runs and evaluations; a width already met needs no more
     assert rt.needs(20.0, 4.0, 4, 1e6) == (100, 25e6)
