@@ -107,3 +107,19 @@ def test_results_tables_cells_and_extrapolation():
     # width 20 -> 4 needs (20/4)^2 = 25x the runs and evaluations; a width already met needs no more
     assert rt.needs(20.0, 4.0, 4, 1e6) == (100, 25e6)
     assert rt.needs(2.0, 4.0, 4, 1e6) == (4, 1e6)
+
+
+def test_budgets_set_the_sweeps():
+    """Each budget's splitting options reach every sweep of both counting scripts; night adds
+    m = 4 (task.n = 8); --quick overrides --budget; raw runs go to figures/NAME/BUDGET."""
+    import fig_depth
+    import fig_llamaizer
+
+    for name in ("default", "night"):
+        llama, _, _ = fig_llamaizer.settings(name)
+        assert all(set(fig_llamaizer.BUDGET[name]) <= set(sweep) for sweep in llama)
+        assert all(set(fig_depth.BUDGET[name]) <= set(sweep) for sweep in fig_depth.settings(name))
+        assert ("task.n=8,7,6,5" in llama[0]) == (name == "night")
+    assert fig_depth.settings("quick")[0][-1] == "model.n_blocks=3,4"
+    args = common.parser("x").parse_args(["--quick", "--budget", "night"])
+    assert common.budget(args) == "quick" and common.out_dir(args, "depth") == ROOT / "figures" / "depth" / "quick"
