@@ -2,6 +2,9 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# make figures: BUDGET=quick|default|night (docs/results.md); FIGURE_ARGS: launcher and overrides.
+BUDGET ?= default
+FIGURE_ARGS ?= --launcher joblib -- hydra.launcher.n_jobs=2 threads=1
 
 .PHONY: run test test-slow bench figures clean
 
@@ -25,8 +28,10 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
+# The published figures: docs/figures/{llamaizer,depth}.{png,csv}; raw runs in figures/NAME/BUDGET (git-ignored).
 figures: $(STAMP)
-	$(PY) sweeps/reproduce_all.py
+	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) sweeps/reproduce_all.py --only llamaizer depth --budget $(BUDGET) \
+		--publish docs/figures $(FIGURE_ARGS)
 
 clean:
 	rm -rf outputs multirun

@@ -11,19 +11,79 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
+from volume import results
+
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHERS = ("basic", "joblib", "local", "slurm", "ray")
+# Budgets of the counting figures (fig_llamaizer, fig_depth): quick (tiny, what the tests run),
+# default (about 40 min of one core for both figures: the published docs/figures), night (the
+# budget aimed at issue 14's precision targets, hours on 2 cores). docs/results.md has the costs.
+BUDGETS = ("quick", "default", "night")
+ESTIMATE_COLUMNS = ("log_p", "ci_low", "ci_high", "n_evals", "bound", "reliable")
+MAX_PNG_BYTES = 300_000
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="small sizes (what the tests run)")
+    p.add_argument("--quick", action="store_true", help="small sizes (what the tests run); same as --budget quick")
+    p.add_argument("--budget", choices=BUDGETS, default="default",
+                   help="counting figures only: quick, default (about 40 min of one core), night (hours)")
+    p.add_argument("--publish", type=Path, default=None,
+                   help="also write the figure (moderate dpi) and the CSV of its plotted numbers to this folder, "
+                        "e.g. docs/figures")
     p.add_argument("--launcher", choices=LAUNCHERS, default="basic",
                    help="hydra launcher for the runs: basic (one after another), joblib (parallel on this "
                         "machine), local (submitit without a cluster), slurm (submitit), ray")
     p.add_argument("--out", type=Path, default=None, help="where runs and the figure go (default figures/NAME)")
     p.add_argument("launcher_overrides", nargs="*", help="extra hydra overrides, e.g. hydra.launcher.n_jobs=2")
     return p
+
+
+def budget(args: argparse.Namespace) -> str:
+    """The budget a figure script runs at: --quick wins over --budget."""
+    return "quick" if args.quick else args.budget
+
+
+def out_dir(args: argparse.Namespace, name: str) -> Path:
+    """Where a counting figure's runs and figure go: --out, else figures/NAME/BUDGET (git-ignored;
+    one folder per budget, so runs of one budget are never reused for another)."""
+    return args.out or ROOT / "figures" / name / budget(args)
+
+
+def estimate_fields(est: dict | None) -> dict:
+    """The ESTIMATE_COLUMNS of an Estimate-like dict (log_p, ci, n_evals, bound, reliable);
+    a missing estimate gives empty cells."""
+    if est is None:
+        return {"log_p": None, "ci_low": None, "ci_high": None, "n_evals": None, "bound": "", "reliable": None}
+    return {"log_p": est["log_p"], "ci_low": est["ci"][0], "ci_high": est["ci"][1], "n_evals": est.get("n_evals"),
+            "bound": est.get("bound") or "", "reliable": est.get("reliable", True)}
+
+
+def diagnostic_fields(record: dict | None) -> dict:
+    """From a splitting record: the runs' spread against the ideal spread (reliable needs <= 3),
+    the P-space mean log mean exp(run log P) (volume.estimators.rare_event), the number of runs."""
+    diagnostics = (record or {}).get("diagnostics") or {}
+    return {"spread_vs_ideal": diagnostics.get("spread_vs_ideal"), "log_mean_p": diagnostics.get("log_mean_p"),
+            "n_runs": len((record or {}).get("run_log_p") or []) or None}
+
+
+def publish(fig, rows: list[dict], folder: Path, name: str, dpi: int = 72) -> tuple[Path, Path]:
+    """Write the published figure folder/NAME.png (moderate dpi, at most MAX_PNG_BYTES) and
+    folder/NAME.csv: one row per plotted number, ESTIMATE_COLUMNS first (natural logs; bound
+    "", "upper", "lower", "interval" or "target_not_reached"; reliable from the estimator's
+    diagnostics), then the columns saying what the row is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png, csv = folder / f"{name}.png", folder / f"{name}.csv"
+    fig.savefig(png, dpi=dpi, bbox_inches="tight")
+    if png.stat().st_size > MAX_PNG_BYTES:
+        raise RuntimeError(f"{png} is {png.stat().st_size:,} bytes; published figures must be <= {MAX_PNG_BYTES:,}")
+    frame = pd.DataFrame(rows)
+    ordered = [*ESTIMATE_COLUMNS, *(c for c in frame.columns if c not in ESTIMATE_COLUMNS)]
+    results.write_csv(csv, frame.reindex(columns=ordered))
+    print(f"published {png} ({png.stat().st_size:,} bytes) and {csv} ({len(frame)} rows)")
+    return png, csv
 
 
 def launcher_args(launcher: str) -> list[str]:

@@ -2,14 +2,16 @@
 
 Runs experiment=depth (residual MLPs, 4-bit parity, block width 4, stream 6) for L = 3..8
 blocks, classes serial, parallel, single, at tau = 0.4; and at L = 4 also at tau = 0.3, 0.5
-(--quick: L = 3, 4, tiny budgets: bounds only; add model.block_width=4,8 for widths).
+(--quick: L = 3, 4, tiny budgets: bounds only; add model.block_width=4,8 for widths; --budget
+default / night: the splitting budgets in BUDGET, docs/results.md).
 depth.png has four panels: (a) the measured log P(parallel | target) - log P(serial |
 target) against L with the two counting predictions (one specific tree vs one specific
 chain; all trees vs all chains); (b) log P(class and target) per class against L, with log
 P(target); (c) the path-length profile of each class at the largest L; (d) sensitivity to
 the threshold: log P(class | target) per class against tau at L = 4. Prints every number
 behind them; bounds (class or target not reached) are printed and drawn as such (open
-markers with an arrow), never as estimates."""
+markers with an arrow), never as estimates. --publish DIR also writes depth.png and depth.csv
+(the numbers plotted) there."""
 from __future__ import annotations
 
 import math
@@ -22,7 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import ROOT, load, parser, run_sweep  # noqa: E402
+from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
+                    parser, publish, run_sweep)
 from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
@@ -30,12 +33,18 @@ MARKERS = {"serial": "o", "parallel": "s", "single": "^", "mixed": "D", "other":
 TAU_L, TAUS = 4, (0.3, 0.5)  # the tau panel: at L = 4, tau = 0.3 and 0.5 besides the default 0.4
 
 
-def settings(quick: bool) -> list[list[str]]:
+# Splitting budget per budget name (quick: bounds only; default: about 20 min of one core for
+# the whole figure; night: the budget aimed at issue 14's interval targets, docs/results.md).
+BUDGET = {"quick": ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=30"],
+          "default": ["estimator.n_particles=250", "estimator.n_runs=4", "estimator.n_moves=10",
+                      "estimator.max_evals=3000000"],
+          "night": ["estimator.n_particles=500", "estimator.n_runs=12", "estimator.n_moves=40"]}
+
+
+def settings(budget: str) -> list[list[str]]:
     """(the L sweep at the default tau, the tau sweep at L = TAU_L)."""
-    base = ["experiment=depth", "experiment.classes=[serial,parallel,single]"]
-    if quick:
-        base += ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=30"]
-    blocks = "3,4" if quick else "3,4,5,6,7,8"
+    base = ["experiment=depth", "experiment.classes=[serial,parallel,single]", *BUDGET[budget]]
+    blocks = "3,4" if budget == "quick" else "3,4,5,6,7,8"
     return [base + [f"model.n_blocks={blocks}"],
             base + [f"model.n_blocks={TAU_L}", "experiment.tau=" + ",".join(map(str, TAUS))]]
 
@@ -48,6 +57,31 @@ def _columns(ests: list[dict], x) -> tuple:
     """(x, log10 P, low, high, bound, reliable) for plot_estimates."""
     y, low, high, bound, reliable = estimate_columns(ests)
     return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
+
+
+def table(runs: list) -> list[dict]:
+    """The published CSV's rows: per run (L, block width, tau), log P(target) (with the run's
+    cost), the parallel/serial log ratio with both counting predictions, and per class log
+    P(class | target) and log P(class and target)."""
+    rows = []
+    for s, frame, est in runs:
+        run = {"L": s["n_blocks"], "block_width": s["block_width"], "tau": s["tau"]}
+        rows.append({**estimate_fields(s["log_p_target"]), **diagnostic_fields(est["target"]), **run,
+                     "series": "target", "quantity": "log P(target)",
+                     "run_n_evals": s["n_evals"], "run_seconds": round(s["seconds"], 1)})
+        ratio = s["log_ratio_parallel_serial"]
+        rows.append({**estimate_fields(ratio), **run, "series": "ratio_parallel_serial",
+                     "n_evals": None if ratio is None else est["parallel"]["n_evals"] + est["serial"]["n_evals"],
+                     "n_runs": len(est["serial"]["run_log_p"]) if ratio is not None else None,
+                     "quantity": "log P(parallel | target) - log P(serial | target)",
+                     "predicted_one": s["predicted_log_ratio_one"], "predicted_all": s["predicted_log_ratio_all"]})
+        for _, row in frame.iterrows():
+            rows.append({**row[list(ESTIMATE_COLUMNS)].to_dict(), **run, "series": row["class"],
+                         "quantity": "log P(class | target)"})
+            rows.append({**estimate_fields(est[row["class"]]), **diagnostic_fields(est[row["class"]]), **run,
+                         "series": f"{row['class']}_joint",
+                         "quantity": "log P(class and target)"})
+    return rows
 
 
 def tau_panel(ax, runs: list) -> None:
@@ -79,12 +113,13 @@ def tau_panel(ax, runs: list) -> None:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    out = args.out or ROOT / "figures" / "depth"
+    out = out_dir(args, "depth")
     start = time.perf_counter()
     sweeps = [run_sweep(out / name, sweep, args.launcher, args.launcher_overrides)
-              for name, sweep in zip(("runs", "runs_tau"), settings(args.quick))]
+              for name, sweep in zip(("runs", "runs_tau"), settings(budget(args)))]
     runs, tau_runs = ([(load(j)["summary"], read_classes(j), load(j)["estimates"]) for j in jobs]
                       for jobs in sweeps)
+    rows = table(runs + tau_runs)
     tau_runs += [r for r in runs if r[0]["n_blocks"] == TAU_L]
     runs.sort(key=lambda r: (r[0]["block_width"], r[0]["n_blocks"]))
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
@@ -144,6 +179,8 @@ def main() -> None:
     tau_panel(axes[3], tau_runs)
     figure = out / "depth.png"
     fig.savefig(figure, dpi=120, bbox_inches="tight")
+    if args.publish:
+        publish(fig, rows, args.publish, "depth")
     print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")
 
 

@@ -1,17 +1,20 @@
 """Figure: do inner llamaizers gain volume in proportion to the number of possible llamas?
 
-Runs experiment=llamaizer for m = 1, 2, 3, 4 distractor bits (n-40-40-1 MLPs, n = 4 + m
-inputs, target andor; m = 1 has shallow llamas only) and, at m = 2, for two more widths (20,
-80) and two more depths (1 and 3 hidden layers of 40); --quick: m = 1, 2, 3 on a 2-bit AND
-target with tiny nets and budgets (m = 2 also at width 12 and depth 1). Four panels in
-llamaizer.png: (a) log P(llamaizers | target) against log |H_m| with the naive slope-1
-prediction, the fitted slope, and an upper bound on the slope where larger m gives only
-bounds; (b) constraint bits per llama class against its average sensitivity, controls
-beside; (c) the same sums and controls against width; (d) against depth. In (a) the union
+Runs experiment=llamaizer for m = 1, 2, 3 (night: and 4) distractor bits (n-40-40-1 MLPs,
+n = 4 + m inputs, target andor; m = 1 has shallow llamas only) and, at m = 2, for other widths
+and depths (--budget default: width 20, depths 1 and 3; night: also width 80); budgets in BUDGET
+(docs/results.md); --quick: m = 1, 2, 3 on a 2-bit AND target with tiny nets and budgets (m = 2
+also at width 12 and depth 1). Panels of llamaizer.png: (a) log P(llamaizers | target) against
+log |H_m| with the naive slope-1 prediction, the fitted slope, and an upper bound on the slope
+where larger m gives only bounds; (b) constraint bits per llama class against its average
+sensitivity, controls beside; (c) the same sums and controls against width; (d) against depth;
+(e) every control against m (target and mixed functions; a llama of d1, d2 by layer and used
+or not by the output: volume.experiments.llamaizer.LAYER_CONTROLS). In (a) the union
 P(some llama of the kind | target) is drawn as the interval it is known to lie in, [max_h
 P(h), min(1, sum_h P(h))], with the cross-check sum_h P(h) E[1/N | h] (MCMC samples) inside.
 Estimates are filled markers with intervals; bounds are open markers with an arrow, never
-joined to estimates. Prints every number behind them."""
+joined to estimates; unreliable estimates are ringed red. Prints every number behind them;
+--publish DIR also writes llamaizer.png and llamaizer.csv (the numbers plotted) there."""
 from __future__ import annotations
 
 import math
@@ -25,25 +28,37 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import ROOT, load, parser, run_sweep  # noqa: E402
+from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
+                    parser, publish, run_sweep)
+from volume.experiments.llamaizer import LAYER_CONTROLS  # noqa: E402
 from volume.plots import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
+CONTROLS = ("target_and", "target_xor", "mixed_and", "mixed_xor", *(name for name, _, _ in LAYER_CONTROLS))
 
 
-def settings(quick: bool) -> tuple[list[list[str]], list[int], int]:
+# Splitting budget and class draws per budget name. default: about 20-25 min of one core (the
+# published docs/figures); night: the budget aimed at issue 14's targets (docs/results.md).
+# max_evals caps each class: a class not reached by then is reported as the upper bound it is.
+BUDGET = {"default": ["estimator.n_particles=100", "estimator.n_runs=4", "estimator.n_moves=10",
+                      "estimator.max_evals=600000", "experiment.n_classes_sampled=2"],
+          "night": ["estimator.n_particles=200", "estimator.n_runs=12", "estimator.n_moves=40",
+                    "estimator.max_evals=20000000", "experiment.n_classes_sampled=4"]}
+MS = {"default": "task.n=7,6,5", "night": "task.n=8,7,6,5"}  # m = 3, 2, 1 (night: and 4), longest first
+SHAPES = {"default": "model.hidden=[20,20],[40],[40,40,40]",
+          "night": "model.hidden=[20,20],[40],[80,80],[40,40,40]"}
+
+
+def settings(budget: str) -> tuple[list[list[str]], list[int], int]:
     """(hydra sweeps to run, hidden widths of the m panel, m of the width and depth panels)."""
-    if quick:  # m = 1, 2, 3 at hidden [6,6]; m = 2 at [12,12] and [6]
+    if budget == "quick":  # m = 1, 2, 3 at hidden [6,6]; m = 2 at [12,12] and [6]
         base = ["experiment=llamaizer", "task.target=and", "task.target_vars=[1,2]", "estimator.n_particles=30",
                 "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=40",
                 "experiment.n_classes_sampled=1"]
         return [base + ["task.n=5,4,3", "model.hidden=[6,6]"], base + ["task.n=4", "model.hidden=[12,12],[6]"]], [6, 6], 2
-    # 4 draws of h per kind; at most 3M network evaluations per class: a class not reached by
-    # then is reported as the upper bound it is (deep llamas at m >= 3 mostly are; see docs/counting.md)
-    base = ["experiment=llamaizer", "experiment.n_classes_sampled=4", "estimator.max_evals=3000000"]
+    base = ["experiment=llamaizer", *BUDGET[budget]]
     # longest jobs first: a parallel launcher then starts them first
-    return [base + ["task.n=8,7,6,5"],
-            base + ["task.n=6", "model.hidden=[20,20],[40],[80,80],[40,40,40]"]], [40, 40], 2
+    return [base + [MS[budget]], base + ["task.n=6", SHAPES[budget]]], [40, 40], 2
 
 
 def slope(points: list[tuple[float, float, float, float]], seed: int = 0) -> tuple[float, float, float] | None:
@@ -143,19 +158,56 @@ def shape_panel(ax, rows: list[tuple], what: str, m: int) -> None:
     ax.legend(fontsize=6)
 
 
+def job_rows(s: dict, frame: pd.DataFrame, hidden: list[int], records: dict) -> list[dict]:
+    """The published CSV's rows of one run (m, hidden widths): log P(target) with the run's
+    cost, each kind's sum over h, and every classes.csv row (classes, controls, union brackets)."""
+    run = {"m": s["m"], "hidden": "-".join(map(str, hidden))}
+    rows = [{**estimate_fields(records["target"]), **diagnostic_fields(records["target"]), **run,
+             "series": "target", "quantity": "log P(target)",
+             "run_n_evals": s["n_evals"], "run_seconds": round(s["seconds"], 1)}]
+    rows += [{**estimate_fields(s[kind]["sum_over_h"]), **run, "series": f"sum_{kind}", "kind": kind,
+              "quantity": "log sum_h P(llamaizer(h) | target)", "n_functions": s[kind]["n_functions"],
+              "n_runs": diagnostic_fields(records["target"])["n_runs"]}
+             for kind in ("deep", "shallow") if kind in s and s[kind]["n_functions"]]
+    for _, row in frame.iterrows():
+        union = row["kind"] == "union"
+        rows.append({**row[list(ESTIMATE_COLUMNS)].to_dict(), **run, "series": row["class"], "kind": row["kind"],
+                     "quantity": "bracket of log P(some llama | target)" if union else "log P(class | target)",
+                     "h": row.get("h"), "sensitivity": row.get("sensitivity"),
+                     "log_p_joint": row.get("log_p_joint"), **diagnostic_fields(records.get(row["class"])),
+                     **({"union_low": row["union_low"], "union_high": row["union_high"]} if union else {})})
+    return rows
+
+
+def controls_panel(ax, frames: list[pd.DataFrame]) -> None:
+    """(e) constraint bits of every control class against m (the m panel's widths)."""
+    allf = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["class"])
+    for c, name in enumerate(CONTROLS):
+        part = allf[allf["class"] == name].sort_values("m")
+        if len(part):
+            plot_estimates(ax, part["m"], *as_bits(part["log_p"], part["ci_low"], part["ci_high"], part["bound"]),
+                           part["reliable"], color=f"C{c}", marker="os^vD<>P*"[c], label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="m (distractor bits)", ylabel="constraint bits -log2 P(class | target)",
+           title="(e) controls against m (open, arrow: bounds)")
+    ax.legend(fontsize=6)
+
+
 def main() -> None:
     args = parser(__doc__).parse_args()
-    out = args.out or ROOT / "figures" / "llamaizer"
+    out = out_dir(args, "llamaizer")
     start = time.perf_counter()
-    sweeps, hidden, width_m = settings(args.quick)
+    sweeps, hidden, width_m = settings(budget(args))
     jobs = [job for k, sweep in enumerate(sweeps)
             for job in run_sweep(out / f"runs{k}", sweep, args.launcher, args.launcher_overrides)]
-    fig, axes = plt.subplots(1, 4, figsize=(24, 4.6))
-    frames, shape_rows = [], []
+    fig, axes = plt.subplots(2, 3, figsize=(19, 10))
+    axes = axes.ravel()
+    frames, shape_rows, rows = [], [], []
     curves: dict[str, list] = {"deep": [], "shallow": []}
     for job in jobs:
         stored, frame = load(job), read_classes(job)
         s, m, width = stored["summary"], stored["summary"]["m"], stored["config"]["model"]["hidden"]
+        rows += job_rows(s, frame, width, stored["estimates"])
         if m == width_m:
             shape_rows.append((width, m, frame, s))
         if width != hidden:
@@ -198,11 +250,16 @@ def main() -> None:
             print(f"{kind}: slope of log P(sum over h | target) vs log |H_m| = {fit[0]:.2f} "
                   f"(95% range {fit[1]:.2f} .. {fit[2]:.2f}); naive counting predicts 1")
             ax.plot([], [], " ", label=f"{kind}: fitted slope {fit[0]:.2f} [{fit[1]:.2f}, {fit[2]:.2f}]")
+            rows.append({"log_p": fit[0], "ci_low": fit[1], "ci_high": fit[2], "bound": "", "series": f"slope_{kind}",
+                         "reliable": all(p[1].get("reliable", True) for p in pts if p[1]["bound"] is None),
+                         "kind": kind, "quantity": "slope of log sum_h P(h | target) against log |H_m| (estimates)"})
         cap = slope_bound([(p[0], p[1]) for p in pts])
         if cap:
             print(f"{kind}: slope <= {cap[0]:.2f} between log |H| = {cap[1]:.2f} (estimate, low 95% end) and "
                   f"{cap[2]:.2f} (upper bound); naive counting predicts 1")
             ax.plot([], [], " ", label=f"{kind}: slope <= {cap[0]:.2f} (estimate to bound)")
+            rows.append({"log_p": cap[0], "ci_high": cap[0], "bound": "upper", "series": f"slope_bound_{kind}",
+                         "kind": kind, "quantity": f"slope bound, log |H| from {cap[1]:.2f} to {cap[2]:.2f}"})
     ax.set(xlabel="log10 |H_m| (number of possible llamas)", ylabel="log10 P(llamaizers | target)",
            title="(a) llamaizer volume vs multiplicity (open + arrow: bounds)")
     ax.legend(fontsize=6)
@@ -225,8 +282,12 @@ def main() -> None:
     # (c) against width at the m panel's depth, (d) against depth at its width
     shape_panel(axes[2], [(w[0], *r) for w, *r in shape_rows if len(w) == len(hidden)], "width", width_m)
     shape_panel(axes[3], [(len(w), *r) for w, *r in shape_rows if w[0] == hidden[0]], "depth", width_m)
+    controls_panel(axes[4], frames)
+    axes[5].axis("off")
     figure = out / "llamaizer.png"
     fig.savefig(figure, dpi=120, bbox_inches="tight")
+    if args.publish:
+        publish(fig, rows, args.publish, "llamaizer")
     print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")
 
 

@@ -78,6 +78,79 @@ def test_llama_score_on_hand_built_networks():
     assert llamaizer.unit_class_score(arch, task, [0, 1], [llamaizer.AND])(theta.double()).item() > 0
 
 
+def _layer_control_signs(arch, theta, task) -> dict[str, bool]:
+    """name -> whether its LAYER_CONTROLS score is positive on the one network theta."""
+    return {name: llamaizer.unit_class_score(arch, task, [4, 5], [key], layers)(theta.double()).item() > 0
+            for name, key, layers in llamaizer.LAYER_CONTROLS}
+
+
+def _cut(arch, theta, layer: int, src: int, dst: int) -> torch.Tensor:
+    """theta with the weight from unit src to unit dst of the next layer set to 0."""
+    out = theta.clone()
+    w = arch.slice(f"W{layer}")
+    out[0, w.start + src * w.shape[1] + dst] = 0.0
+    return out
+
+
+def test_layer_controls_on_hand_built_networks():
+    """Each control's score is positive exactly on the nets in its class: h = d1 and d2 is on
+    a first-layer unit and copied to the last (shallow nets; cutting the copy leaves it in the
+    first only), h = d1 xor d2 on a last-layer unit (deep nets); used iff the output uses it."""
+    m, task = 3, llama_task(3)
+    classes = {  # kind -> the controls that hold
+        "shallow_inert": {"llama_and_first", "llama_and_last"},
+        "shallow_used": {"llama_and_first", "llama_and_last", "llama_and_used"},
+        "deep_inert": {"llama_xor_last"},
+        "deep_used": {"llama_xor_last", "llama_xor_used"},
+        "direct": set(),
+    }
+    for kind, expected in classes.items():
+        arch, theta, _ = llama_network(kind, m)
+        signs = _layer_control_signs(arch, theta, task)
+        assert {name for name, positive in signs.items() if positive} == expected, kind
+    arch, theta, info = llama_network("shallow_inert", m)
+    (_, p), (_, u) = info["llama_units"]
+    first_only = _cut(arch, theta, 1, p, u)  # the last-layer copy of h goes dead
+    assert {name for name, positive in _layer_control_signs(arch, first_only, task).items() if positive} \
+        == {"llama_and_first"}
+    arch, theta, _ = llama_network("deep_used", m)
+    wrong = theta.clone()
+    wrong[0, arch.slice("W2").start : arch.slice("b2").stop] *= -1  # the output computes not-target
+    assert not any(_layer_control_signs(arch, wrong, task).values())
+
+
+def test_used_score_is_scale_free():
+    arch, theta, _ = llama_network("deep_used", 3)
+    task = llama_task(3)
+    score = llamaizer.unit_class_score(arch, task, [4, 5], [llamaizer.XOR], "last_used")
+    scaled = theta.clone()
+    scaled[0, arch.slice("W2").start : arch.slice("b2").stop] *= 7.0
+    assert score(scaled.double()).item() == pytest.approx(score(theta.double()).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="layers"):
+        llamaizer.unit_class_score(arch, task, [4, 5], [llamaizer.XOR], "middle")
+
+
+def test_used_margins_match_ablation_on_random_networks():
+    """used_margins > 0 iff zeroing the unit's output weight changes the network's own function
+    (the signs passed are the network's own outputs' signs), on random nets, unit by unit."""
+    arch, task = MLP([5, 6, 6, 1]), llama_task(1)
+    theta = Prior("gaussian", 1.0, 1.0, True).sample(arch, 30, seed=4)
+    x, w2 = task.x.to(torch.float32), arch.slice("W2")
+    seen = set()
+    for b in range(theta.shape[0]):
+        net = theta[b : b + 1]
+        pre = arch.preactivations(net, x)
+        signs = torch.where(pre[-1][0, :, 0] > 0, 1.0, -1.0)
+        margins = llamaizer.used_margins(arch, net, pre, signs)[0]
+        for j in range(6):
+            ablated = net.clone()
+            ablated[0, w2.start + j] = 0.0
+            changed = bool(((arch.forward(ablated, x) > 0) != (pre[-1] > 0)).any())
+            assert (margins[j].item() > 0) == changed, (b, j)
+            seen.add(changed)
+    assert seen == {True, False}  # both cases occur
+
+
 def test_symmetry_of_distractors_is_exact():
     """Permuting/negating distractor inputs (rows of W0) maps 'carries h' to 'carries g.h'
     with the same score, keeps the target margin and the prior's per-parameter std."""
@@ -143,6 +216,7 @@ def test_llamaizer_end_to_end_and_resume(tmp_path):
     assert len(_check_frame(frame, stored["estimates"]["target"])) >= 2  # estimates, not only bounds
     assert set(frame["class"]) == {"deep_6", *[c for c in frame["class"] if c.startswith("shallow_")],
                                    "target_and", "target_xor", "mixed_and", "mixed_xor",
+                                   *(name for name, _, _ in llamaizer.LAYER_CONTROLS),
                                    "all_deep", "all_shallow", "all_llamas"}
     # the union rows bracket P(union | target): [best class, min(1, sum over h)] in the summary's numbers
     union = frame[frame["kind"] == "union"].set_index("class")

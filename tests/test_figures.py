@@ -1,11 +1,21 @@
 """`python sweeps/reproduce_all.py --quick --only NAME` regenerates each figure end to end
-(one test per figure script, so `-k depth` runs one)."""
+(one test per figure script, so `-k depth` runs one); the counting figures also publish
+their PNG + CSV; `make figures` runs exactly the publishing scripts."""
 import os
 import subprocess
 import sys
 
+import matplotlib
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import ROOT
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "sweeps"))
+import common  # noqa: E402
 
 SCRIPTS = sorted(p.stem.removeprefix("fig_") for p in (ROOT / "sweeps").glob("fig_*.py"))
 # Lines each script must print besides its timing line (the numbers behind a panel).
@@ -14,16 +24,26 @@ PRINTS = {"depth": ["tau = 0.3, L = 4", "tau = 0.5, L = 4", "tau = 0.4:   serial
                         "width: deep -log2 sum_h P(h | target)"]}
 
 
+PUBLISHED = ("llamaizer", "depth")  # what `make figures` publishes to docs/figures
+
+
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_reproduce_quick(tmp_path, name):
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    proc = subprocess.run([sys.executable, "sweeps/reproduce_all.py", "--quick", "--only", name, "--out", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    published = tmp_path.parent / f"{tmp_path.name}_published"
+    proc = subprocess.run([sys.executable, "sweeps/reproduce_all.py", "--quick", "--only", name, "--out", str(tmp_path),
+                           "--publish", str(published)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The figure sits in its own folder; its runs (and their per-run figures) below runs*/.
     figures = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")
                if not any(part.startswith("runs") for part in p.relative_to(tmp_path).parts)]
     assert figures == [f"{name}/{name}.png"]
+    if name in PUBLISHED:  # the PNG and the CSV of the numbers plotted, nothing else
+        assert sorted(p.name for p in published.iterdir()) == [f"{name}.csv", f"{name}.png"]
+        assert (published / f"{name}.png").stat().st_size <= common.MAX_PNG_BYTES
+        table = pd.read_csv(published / f"{name}.csv")
+        assert list(table.columns[:6]) == list(common.ESTIMATE_COLUMNS) and "series" in table.columns
+        assert "target" in set(table["series"]) and table["n_evals"].max() > 0
     assert f"{name}:" in proc.stdout  # its timing line
     for line in PRINTS.get(name, []):
         assert line in proc.stdout, line
@@ -39,3 +59,67 @@ def test_llamaizer_slope_bound_from_an_estimate_to_later_upper_bounds():
     assert slope_bound([(2.0, estimate), (5.0, loose), (11.0, tight)]) == ((-200.0 + 43.0) / 9.0, 2.0, 11.0)
     assert slope_bound([(5.0, loose), (11.0, tight)]) is None  # no estimate to start from
     assert slope_bound([(2.0, estimate), (1.0, loose)]) is None  # a bound only counts beyond the estimate
+
+
+def test_publish_writes_png_and_csv_with_estimate_columns(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    rows = [{**common.estimate_fields({"log_p": -3.0, "ci": [-4.0, -2.0], "n_evals": 10, "bound": None,
+                                       "reliable": False}), "series": "a", "m": 2},
+            {**common.estimate_fields({"log_p": -9.0, "ci": [None, -9.0], "n_evals": 5, "bound": "upper"}),
+             "series": "b"},
+            {**common.estimate_fields(None), "series": "c"}]
+    png, csv = common.publish(fig, rows, tmp_path / "pub", "toy")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(csv, keep_default_na=False)
+    assert list(table.columns) == [*common.ESTIMATE_COLUMNS, "series", "m"]
+    assert table["bound"].tolist() == ["", "upper", ""] and table["reliable"].astype(str).tolist()[:2] == ["False",
+                                                                                                         "True"]
+    assert table.loc[1, "ci_low"] == "" and float(table.loc[0, "ci_high"]) == -2.0
+
+
+def test_publish_refuses_a_png_over_the_size_limit(tmp_path):
+    fig, ax = plt.subplots(figsize=(12, 12))
+    ax.imshow(np.random.default_rng(0).random((600, 600, 3)))  # noise: compresses badly
+    with pytest.raises(RuntimeError, match="<= 300,000"):
+        common.publish(fig, [], tmp_path, "big", dpi=100)
+
+
+def test_make_figures_runs_exactly_the_publishing_scripts():
+    recipe = subprocess.run(["make", "-n", "figures", "BUDGET=quick"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout
+    line = next(line for line in recipe.replace("\\\n", " ").splitlines() if "reproduce_all.py" in line)
+    args = line.split()
+    assert args[args.index("--only") + 1 : args.index("--only") + 3] == list(PUBLISHED)
+    assert args[args.index("--budget") + 1] == "quick" and args[args.index("--publish") + 1] == "docs/figures"
+    assert all(name in SCRIPTS for name in PUBLISHED)
+    assert "/figures/" in (ROOT / ".gitignore").read_text().split()  # raw runs out of git, docs/figures in
+
+
+def test_results_tables_cells_and_extrapolation():
+    import results_tables as rt
+
+    row = {"log_p": -3.0, "ci_low": -4.5, "ci_high": -1.0, "bound": np.nan, "reliable": False}
+    assert rt.cell(pd.Series(row)) == "-3.00 [-4.50, -1.00]*"
+    assert rt.cell(pd.Series({**row, "bound": "upper", "log_p": -9.0, "ci_low": np.nan, "ci_high": -8.0})) \
+        == "upper bound -8.00*"  # at its conservative end
+    assert rt.cell(pd.Series({**row, "reliable": True})) == "-3.00 [-4.50, -1.00]"
+    # width 20 -> 4 needs (20/4)^2 = 25x the runs and evaluations; a width already met needs no more
+    assert rt.needs(20.0, 4.0, 4, 1e6) == (100, 25e6)
+    assert rt.needs(2.0, 4.0, 4, 1e6) == (4, 1e6)
+
+
+def test_budgets_set_the_sweeps():
+    """Each budget's splitting options reach every sweep of both counting scripts; night adds
+    m = 4 (task.n = 8); --quick overrides --budget; raw runs go to figures/NAME/BUDGET."""
+    import fig_depth
+    import fig_llamaizer
+
+    for name in ("default", "night"):
+        llama, _, _ = fig_llamaizer.settings(name)
+        assert all(set(fig_llamaizer.BUDGET[name]) <= set(sweep) for sweep in llama)
+        assert all(set(fig_depth.BUDGET[name]) <= set(sweep) for sweep in fig_depth.settings(name))
+        assert ("task.n=8,7,6,5" in llama[0]) == (name == "night")
+    assert fig_depth.settings("quick")[0][-1] == "model.n_blocks=3,4"
+    args = common.parser("x").parse_args(["--quick", "--budget", "night"])
+    assert common.budget(args) == "quick" and common.out_dir(args, "depth") == ROOT / "figures" / "depth" / "quick"

@@ -18,7 +18,9 @@ overlap left open is measured as a cross-check, sum_h P(h) E[1/N | h] (exact ide
 E[1/N | h] from MCMC samples inside class h: volume.estimators.sums).
 No tuned threshold: a unit carries h iff its pre-activation is > 0 exactly where h holds
 (margin > 0; the scale-free margins of the score move only the splitting levels).
-Controls: units carrying a function of two target bits or of one target and one distractor.
+Controls: units carrying a function of two target bits or of one target and one distractor;
+and (m >= 2, LAYER_CONTROLS) a llama of d1, d2 on a first- vs a last-layer unit, and on a
+last-layer unit the output uses (zero-ablating it changes the function) vs any last-layer unit.
 """
 from __future__ import annotations
 
@@ -29,21 +31,67 @@ import numpy as np
 import pandas as pd
 import torch
 
-from circuits import boolean
-from circuits.llama import LlamaClassifier, classify_llamas, distractor_bits, split_of, unit_class_score
-from volume import plots, results
+from circuits import boolean, llama
+from circuits.llama import LlamaClassifier, classify_llamas, distractor_bits, split_of
+from circuits.units import function_margins
+from volume import fused, plots, results
 from volume.complexity import complexity_table
 from volume.errors import ConfigError
 from volume.estimators import sums
-from volume.estimators.scores import target_margin_score
+from volume.estimators.scores import TINY, Score, target_and_class_score, target_margin_score, target_signs
 from volume.experiments import _classes
-from volume.nets import MLP
+from volume.nets import ACTIVATIONS, MLP
 from volume.rng import CLASS_STREAM, PRIOR_STREAM
 from volume.setup import Setup, positive_int
 
 AND, XOR = 0b1000, 0b0110  # keys over two variables
+LAYERS = ("all", "first", "last", "last_used")
+# Controls on two llamas of d1, d2 (m >= 2): h = d1 and d2 (shallow: a first-layer unit can carry
+# it) by layer, and with the output using it; h = d1 xor d2 (deep: never a first-layer unit) in the
+# last hidden layer, used or not. (name, key over d1 d2, layers of unit_class_score)
+LAYER_CONTROLS = (("llama_and_first", AND, "first"), ("llama_and_last", AND, "last"),
+                  ("llama_and_used", AND, "last_used"), ("llama_xor_last", XOR, "last"),
+                  ("llama_xor_used", XOR, "last_used"))
 KINDS = ("deep", "shallow")
 INSPECTED = ("frac_used", "mean_llama_units", "mean_distinct_llamas", "share_other_llama", "mean_inv_distinct")
+
+
+def unit_class_score(arch: MLP, task, variables: list[int], keys, layers: str = "all") -> Score:
+    """circuits.llama.unit_class_score (units of every hidden layer; one numba kernel) or, for
+    the control rows, the same score over some hidden units only (torch): layers "first" or
+    "last" (that hidden layer), or "last_used" (units of the last hidden layer whose
+    zero-ablation changes the network's function: `used_margins`)."""
+    if layers not in LAYERS:
+        raise ValueError(f"layers: unknown {layers!r}; allowed: {list(LAYERS)}")
+    if layers == "all":
+        return llama.unit_class_score(arch, task, variables, keys)
+    keys = np.asarray(keys, np.uint64)
+    signs, x, n = target_signs(task.target, task.n_inputs), task.x.to(torch.float32), task.n_vars
+
+    def outputs_and_class(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pre = fused.mlp_preactivations(arch, theta, x)
+        z = pre[0] if layers == "first" else pre[-2]
+        carry = function_margins(z, n, variables, keys, scaled=True).amax(2)  # [B, U]
+        if layers == "last_used":
+            carry = torch.minimum(carry, used_margins(arch, theta, pre, signs))
+        return pre[-1][..., 0], carry.amax(1)
+
+    return target_and_class_score(task.target, task.n_inputs, outputs_and_class)
+
+
+def used_margins(arch: MLP, theta: torch.Tensor, pre: list[torch.Tensor], signs: torch.Tensor) -> torch.Tensor:
+    """[B, U]: for each unit j of the last hidden layer, max over inputs x of s(x) (c_j(x) -
+    y(x)), with y the output, c_j = w_j act(z_j) the unit's contribution to it and s = +1
+    where the target holds, else -1; divided by (max |y| + max |c_j| + tiny), so scale-free.
+    On a network computing the target, it is > 0 iff zero-ablating unit j (output y - c_j)
+    moves the output to the other side of 0 on some input, i.e. changes the function
+    (y - c_j = 0 exactly, a measure-zero set, counts as on the target's side)."""
+    y = pre[-1][..., 0]  # [B, N]
+    w = arch.slice(f"W{arch.n_layers - 1}").view(theta.to(torch.float32))[..., 0]  # [B, U]
+    contribution = ACTIVATIONS[arch.activation](pre[-2]) * w.unsqueeze(1)  # [B, N, U]
+    flip = (signs[None, :, None] * (contribution - y.unsqueeze(2))).amax(1)
+    scale = y.abs().amax(1, keepdim=True) + contribution.abs().amax(1) + TINY
+    return flip / scale
 
 
 def _check(setup: Setup) -> int:
@@ -152,7 +200,18 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
                                                     ("mixed_and", [t0, d0], AND), ("mixed_xor", [t0, d0], XOR))):
             jobs.append(_classes.Job(name, unit_class_score(arch, task, variables, [key]), CLASS_STREAM + 1 + 2 * c, None,
                                      {"kind": "control", "h": f"{key:x}", "class_weight": 1.0}))
+        jobs += layer_control_jobs(arch, task, split.distractors)
     return jobs, plans
+
+
+def layer_control_jobs(arch: MLP, task, distractors: list[int]) -> list[_classes.Job]:
+    """The LAYER_CONTROLS (none at m = 1: they need two distractor bits). Streams after the
+    four target/mixed controls (odd offsets: never a llama class's)."""
+    if len(distractors) < 2:
+        return []
+    return [_classes.Job(name, unit_class_score(arch, task, distractors[:2], [key], layers), CLASS_STREAM + 9 + 2 * c,
+                         None, {"kind": "control", "h": f"{key:x}", "class_weight": 1.0})
+            for c, (name, key, layers) in enumerate(LAYER_CONTROLS)]
 
 
 def summarise(records: dict, jobs: list[_classes.Job], plans: dict, m: int, seed: int) -> tuple[pd.DataFrame, dict]:
