@@ -343,12 +343,17 @@ def _move(z, s, thresholds, beta, rows, kind, n_moves, moves, gen, evaluate, blo
         flat = z.reshape(R * N, P)
         if step_kind == "global":
             proposal = _propose(flat, beta[rows, 0].repeat_interleave(N), kind, gen)
-        else:  # one random coordinate, or one random unit block, per chain
-            first, width = (1, P) if step_kind == "coordinate" else (1 + P, blocks.shape[0])
+        elif step_kind == "coordinate":  # one random coordinate per chain (noise drawn for all: the
+            first, width = 1, P  # random stream of the documented measurements, kept bit for bit)
+            picked = torch.randint(P, (R, N), generator=gen)
+            chosen = torch.zeros(R * N, P, dtype=torch.bool).scatter_(1, picked.reshape(R * N, 1), True)
+            step = beta[rows, 1 : 1 + P].unsqueeze(1).expand(R, N, P).reshape(R * N, P)
+            proposal = torch.where(chosen, _propose(flat, step, kind, gen), flat)
+        else:  # one random unit block per chain, noise drawn for its coordinates only
+            first, width = 1 + P, blocks.shape[0]
             picked = torch.randint(width, (R, N), generator=gen)
             step = beta[rows, first : first + width].gather(1, picked).reshape(R * N)
-            index = picked.reshape(R * N, 1) if step_kind == "coordinate" else blocks[picked.reshape(R * N)]
-            proposal = _propose_at(flat, index, step, kind, gen)
+            proposal = _propose_at(flat, blocks[picked.reshape(R * N)], step, kind, gen)
         s_new = evaluate(proposal).view(R, N)
         ok = s_new > thresholds
         z = torch.where(ok.unsqueeze(2), proposal.view(R, N, P), z)
