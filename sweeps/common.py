@@ -86,6 +86,15 @@ def publish(fig, rows: list[dict], folder: Path, name: str, dpi: int = 72) -> tu
     return png, csv
 
 
+def save_figure(fig, out: Path, name: str, rows: list[dict], publish_to: Path | None, start: float) -> None:
+    """The sweep's own figure out/NAME.png, the published copy (`publish`) when asked, and the time taken."""
+    figure = out / f"{name}.png"
+    fig.savefig(figure, dpi=120, bbox_inches="tight")
+    if publish_to:
+        publish(fig, rows, publish_to, name)
+    print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")
+
+
 def launcher_args(launcher: str) -> list[str]:
     return [] if launcher == "basic" else [f"hydra/launcher={launcher}"]
 

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
-                    parser, publish, run_sweep)
+                    parser, run_sweep, save_figure)
 from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
@@ -177,11 +177,7 @@ def main() -> None:
     else:
         axes[2].text(0.5, 0.5, "no class reached: no samples inside", ha="center", transform=axes[2].transAxes)
     tau_panel(axes[3], tau_runs)
-    figure = out / "depth.png"
-    fig.savefig(figure, dpi=120, bbox_inches="tight")
-    if args.publish:
-        publish(fig, rows, args.publish, "depth")
-    print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")
+    save_figure(fig, out, "depth", rows, args.publish, start)
 
 
 if __name__ == "__main__":

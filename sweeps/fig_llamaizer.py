@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
-                    parser, publish, run_sweep)
+                    parser, run_sweep, save_figure)
 from volume.experiments.llamaizer import LAYER_CONTROLS  # noqa: E402
 from volume.plots import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
 
@@ -284,11 +284,7 @@ def main() -> None:
     shape_panel(axes[3], [(len(w), *r) for w, *r in shape_rows if w[0] == hidden[0]], "depth", width_m)
     controls_panel(axes[4], frames)
     axes[5].axis("off")
-    figure = out / "llamaizer.png"
-    fig.savefig(figure, dpi=120, bbox_inches="tight")
-    if args.publish:
-        publish(fig, rows, args.publish, "llamaizer")
-    print(f"wrote {figure} in {time.perf_counter() - start:.1f} s")
+    save_figure(fig, out, "llamaizer", rows, args.publish, start)
 
 
 if __name__ == "__main__":
