@@ -94,7 +94,9 @@ def pair_measures(arch: Architecture, theta_a: torch.Tensor, theta_b: torch.Tens
     return out
 
 
-def check(setup: Setup):
+def validate(setup: Setup) -> tuple:
+    """Every check of this experiment's keys, run before hydra writes anything; returns
+    (trainer, split, widths) for `run`."""
     cfg, exp = setup.cfg, setup.cfg.experiment
     trainer, split = common_checks(setup)
     if cfg.model.name != "mlp" or cfg.model.get("activation") != "relu":
@@ -111,14 +113,9 @@ def check(setup: Setup):
     return trainer, split, widths
 
 
-def validate(setup: Setup) -> None:
-    """Every check of this experiment's keys, run before hydra writes anything."""
-    check(setup)
-
-
 def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, exp = setup.cfg, setup.task, setup.cfg.experiment
-    trainer, split, widths = check(setup)
+    trainer, split, widths = validate(setup)
     ids = np.arange(2 * exp.n_pairs)
     ts = np.linspace(0.0, 1.0, exp.n_points)
     rows, pairs, curves = [], [], []

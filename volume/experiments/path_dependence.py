@@ -103,7 +103,9 @@ def shared_tv(sgd: FunctionTable, post: FunctionTable, n_boot: int, seed: int) -
     return out
 
 
-def check(setup: Setup):
+def validate(setup: Setup) -> tuple:
+    """Every check of this experiment's keys, run before hydra writes anything; returns
+    (trainer, split, widths) for `run`."""
     cfg = setup.cfg
     trainer, split = common_checks(setup)
     if cfg.model.name != "mlp":
@@ -119,14 +121,9 @@ def check(setup: Setup):
     return trainer, split, widths
 
 
-def validate(setup: Setup) -> None:
-    """Every check of this experiment's keys, run before hydra writes anything."""
-    check(setup)
-
-
 def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
     cfg, task, exp = setup.cfg, setup.task, setup.cfg.experiment
-    trainer, split, widths = check(setup)
+    trainer, split, widths = validate(setup)
     ids = np.arange(cfg.n_samples)
     same_init = np.repeat(np.arange(exp.n_inits), exp.runs_per_init)
     same_order = cfg.n_samples + np.arange(len(same_init))  # orders unused by the independent runs
