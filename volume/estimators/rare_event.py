@@ -343,8 +343,10 @@ def _move(z, s, thresholds, beta, rows, kind, n_moves, moves, gen, evaluate, blo
         flat = z.reshape(R * N, P)
         if step_kind == "global":
             proposal = _propose(flat, beta[rows, 0].repeat_interleave(N), kind, gen)
-        elif step_kind == "coordinate":  # one random coordinate per chain (noise drawn for all: the
-            first, width = 1, P  # random stream of the documented measurements, kept bit for bit)
+        elif step_kind == "coordinate":
+            # one random coordinate per chain; noise is drawn for every coordinate, which keeps
+            # the random stream (and so the documented measurements) bit for bit
+            first, width = 1, P
             picked = torch.randint(P, (R, N), generator=gen)
             chosen = torch.zeros(R * N, P, dtype=torch.bool).scatter_(1, picked.reshape(R * N, 1), True)
             step = beta[rows, 1 : 1 + P].unsqueeze(1).expand(R, N, P).reshape(R * N, P)
