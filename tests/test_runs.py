@@ -3,6 +3,7 @@ merge == one run, resume after a kill, bad input changing nothing, the CLI end t
 (every config key: test_config_keys.py)."""
 import json
 import math
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -220,8 +221,25 @@ def test_numba_cache_outside_the_package(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     default = subprocess.run([sys.executable, "-c", show], env={**env, "XDG_CACHE_HOME": str(tmp_path)},
                              capture_output=True, text=True, check=True).stdout.strip()
-    assert default == str(tmp_path / "volume" / "numba") and not default.startswith(str(ROOT))
+    assert Path(default).parent == tmp_path / "volume" / "numba" and not default.startswith(str(ROOT))
     chosen = subprocess.run([sys.executable, "-c", show], env={**env, "NUMBA_CACHE_DIR": str(tmp_path / "mine")},
                             capture_output=True, text=True, check=True).stdout.strip()
     assert chosen == str(tmp_path / "mine")
     assert numba.config.CACHE_DIR and not numba.config.CACHE_DIR.startswith(str(ROOT / "volume"))
+
+
+def test_numba_cache_follows_the_source(tmp_path):
+    """numba revalidates only the file of the kernel it loads, not the kernels inlined into it, so
+    the cache directory is keyed by every source file: any edit anywhere gives a new directory."""
+    from volume import source_fingerprint
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.py").write_text("y = 2\n")
+    first = source_fingerprint(package)
+    assert source_fingerprint(package) == first
+    (package / "sub" / "b.py").write_text("y = 3\n")
+    second = source_fingerprint(package)
+    (package / "sub" / "b.py").rename(package / "sub" / "c.py")
+    assert len({first, second, source_fingerprint(package)}) == 3

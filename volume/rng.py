@@ -155,13 +155,16 @@ def fill_row(row, scratch, key, base, scale, gaussian, edges, heights, tail_star
         scratch[c] = _mix(counter)
         counter += _GOLDEN
     # Pass 2, scalar: the first attempt accepts ~99% of the time; a rejected element runs
-    # the full algorithm (which repeats attempt 0 identically).
+    # the full algorithm (which repeats attempt 0 identically). The sign is a multiply by
+    # +-1 (exact, so the same numbers) rather than a branch: a coin-flip branch mispredicts
+    # half the time, which made this pass twice as slow.
     for c in range(n_cols):
         h = scratch[c]
         layer = h & np.uint64(N_LAYERS - 1)  # unsigned: no negative-index wraparound check
         x = _unit(h) * edges[layer]
+        sign = 1.0 - 2.0 * np.float64((h >> np.uint64(8)) & np.uint64(1))
         if x < edges[layer + np.uint64(1)]:
-            row[c] = (-x if (h >> np.uint64(8)) & np.uint64(1) else x) * scale[c]
+            row[c] = (x * sign) * scale[c]
         else:
             row[c] = _normal(key, base + np.uint64(c), edges, heights, tail_start) * scale[c]
 
