@@ -33,12 +33,13 @@ MARKERS = {"serial": "o", "parallel": "s", "single": "^", "mixed": "D", "other":
 TAU_L, TAUS = 4, (0.3, 0.5)  # the tau panel: at L = 4, tau = 0.3 and 0.5 besides the default 0.4
 
 
-# Splitting budget per budget name (quick: bounds only; default: about 20 min of one core for
-# the whole figure; night: the budget aimed at issue 14's interval targets, docs/results.md).
+# Splitting budget per budget name (quick: bounds only; default: the published figure; night:
+# the budget aimed at issue 14's interval targets; costs in docs/results.md). 100 unit moves per
+# level: at 10-20 the runs were trapped and the L = 4 ratio moved by 5-7 nats (docs/estimators.md).
 BUDGET = {"quick": ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2", "estimator.max_levels=30"],
-          "default": ["estimator.n_particles=250", "estimator.n_runs=4", "estimator.n_moves=10",
-                      "estimator.max_evals=3000000"],
-          "night": ["estimator.n_particles=500", "estimator.n_runs=12", "estimator.n_moves=40"]}
+          "default": ["estimator.n_particles=250", "estimator.n_runs=4", "estimator.n_moves=100",
+                      "estimator.max_evals=20000000"],
+          "night": ["estimator.n_particles=500", "estimator.n_runs=12", "estimator.n_moves=100"]}
 
 
 def settings(budget: str) -> list[list[str]]:
