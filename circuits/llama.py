@@ -222,6 +222,12 @@ def unit_class_score(arch: MLP, task: Task, variables: list[int], keys) -> Score
     return UnitScorer(arch, task, variables, keys)
 
 
+def unit_carry_margins(hidden: list[torch.Tensor], n: int, variables: list[int], keys: np.ndarray) -> torch.Tensor:
+    """[B, U]: each unit's scaled margin for carrying its best key among `keys`, over the units
+    of the given hidden layers' pre-activations (each [B, N, width]), side by side."""
+    return torch.cat([function_margins(z, n, variables, keys, scaled=True).amax(2) for z in hidden], 1)
+
+
 def torch_unit_class_score(arch: MLP, task: Task, variables: list[int], keys) -> Score:
     """unit_class_score through torch reductions over the fused forward's pre-activations."""
     keys = np.asarray(keys, np.uint64)
@@ -229,8 +235,7 @@ def torch_unit_class_score(arch: MLP, task: Task, variables: list[int], keys) ->
 
     def outputs_and_class(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pre = fused.mlp_preactivations(arch, theta, x)
-        unit = torch.stack([function_margins(z, n, variables, keys, scaled=True).amax((1, 2)) for z in pre[:-1]])
-        return pre[-1][..., 0], unit.amax(0)
+        return pre[-1][..., 0], unit_carry_margins(pre[:-1], n, variables, keys).amax(1)
 
     return target_and_class_score(task.target, task.n_inputs, outputs_and_class)
 

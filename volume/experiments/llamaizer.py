@@ -33,7 +33,6 @@ import torch
 
 from circuits import boolean, llama
 from circuits.llama import LlamaClassifier, classify_llamas, distractor_bits, split_of
-from circuits.units import function_margins
 from volume import fused, plots, results
 from volume.complexity import complexity_table
 from volume.errors import ConfigError
@@ -70,8 +69,7 @@ def unit_class_score(arch: MLP, task, variables: list[int], keys, layers: str = 
 
     def outputs_and_class(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pre = fused.mlp_preactivations(arch, theta, x)
-        z = pre[0] if layers == "first" else pre[-2]
-        carry = function_margins(z, n, variables, keys, scaled=True).amax(2)  # [B, U]
+        carry = llama.unit_carry_margins([pre[0] if layers == "first" else pre[-2]], n, variables, keys)  # [B, U]
         if layers == "last_used":
             carry = torch.minimum(carry, used_margins(arch, theta, pre, signs))
         return pre[-1][..., 0], carry.amax(1)
