@@ -150,6 +150,7 @@ class MarginScorer:
         order = np.argsort(~target, kind="stable")  # the target's true inputs first
         self.arch, self.output, self.margin = arch, int(output), float(margin)
         self.n_inputs, self.n_pos = len(target), int(target.sum())
+        self.flops_per_network = flops_per_network(arch, self.n_inputs)  # read by splitting's thread rule
         self.x = fused.kernel_inputs(arch, np.asarray(x, dtype=np.float32)[order])
         if arch.n_layers == 1:
             self.x = input_tiles(self.x, min(TILE, len(target)))
