@@ -2,6 +2,9 @@
 import numba
 import torch
 
+from volume.estimators.rare_event import SMALL_SCORE_FLOPS, splitting
+from volume.nets import MLP
+from volume.priors import Prior
 from volume.threads import set_threads, threads_limited
 
 
@@ -24,13 +27,6 @@ def test_threads_limited_sets_both_and_restores_them():
 def test_splitting_keeps_every_thread_for_a_costly_score():
     """Small populations run on one thread, unless the score says one network costs enough
     (flops_per_network) that scoring the population is big work for every core."""
-    import numba
-    import torch
-
-    from volume.estimators.rare_event import SMALL_SCORE_FLOPS, splitting
-    from volume.nets import MLP
-    from volume.priors import Prior
-
     class Recording:
         def __init__(self, flops: int):
             self.flops_per_network, self.threads = flops, set()
