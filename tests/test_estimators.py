@@ -172,17 +172,25 @@ def test_conditional_continued_inside_a_product_of_multimodal_pieces():
                       final_population=True, progress=False)
     calls = []
 
-    def watched(theta):  # every network the continuation scores must lie in D or be rejected
+    def watched(theta):  # C is scored only on networks inside D; the rest are rejected unscored
+        assert bool((first(theta) > 0).all())
         calls.append(theta)
         return case.score(theta)
 
+    proposed = []
+
+    def first_watched(theta):  # D is scored on every network proposed
+        proposed.append(theta)
+        return first(theta)
+
     inside = splitting(watched, case.arch, case.prior, seed=5, stream=3, n_particles=200, n_runs=8, n_moves=40,
-                       start=given, within=first, final_population=True, progress=False)
+                       start=given, within=first_watched, final_population=True, progress=False)
     est = inside.estimate
     assert est.bound is None and covers(est, XOR_FACTOR_LOG_P), (XOR_FACTOR_LOG_P, est, inside.diagnostics)
     assert abs(est.log_p - XOR_FACTOR_LOG_P) < 0.5
     assert bool((first(inside.theta) > 0).all()) and bool((case.score(inside.theta) > 0).all())
-    assert est.n_evals == given.estimate.n_evals + sum(len(t) for t in calls)
+    assert est.n_evals == given.estimate.n_evals + sum(len(t) for t in proposed)
+    assert 0 < sum(len(t) for t in calls) < sum(len(t) for t in proposed)
     res = conditional(case.score, first, case.arch, case.prior, seed=5, n_particles=200, n_runs=8, n_moves=40,
                       progress=False, population=False)
     assert covers(res.estimate, XOR_FACTOR_LOG_P) and covers(res.joint, case.log_p), (res.estimate, res.joint)

@@ -215,9 +215,13 @@ def _splitting(score, arch, prior, n_particles, n_runs, keep, n_moves, moves, se
         nonlocal n_evals
         n_evals += rows.shape[0]
         theta = rows * std
-        values = score(theta).to(torch.float64)
-        if within is not None:  # outside D the score is -inf: no level accepts a move there
-            values = torch.where(within(theta).to(torch.float64) > 0, values, -math.inf)
+        if within is None:
+            values = score(theta).to(torch.float64)
+        else:  # outside D the score is -inf (no level accepts a move there); C is scored inside only
+            inside = within(theta) > 0
+            values = torch.full((rows.shape[0],), -math.inf, dtype=torch.float64)
+            if inside.any():
+                values[inside] = score(theta[inside]).to(torch.float64)
         if torch.isnan(values).any():
             raise ValueError("score: returned NaN for some parameters; a score must be a real number everywhere")
         return values
