@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
-                    parser, run_sweep, save_figure)
+                    parser, run_sweeps, save_figure)
 from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
@@ -116,8 +116,8 @@ def main() -> None:
     args = parser(__doc__).parse_args()
     out = out_dir(args, "depth")
     start = time.perf_counter()
-    sweeps = [run_sweep(out / name, sweep, args.launcher, args.launcher_overrides)
-              for name, sweep in zip(("runs", "runs_tau"), settings(budget(args)))]
+    sweeps = run_sweeps(list(zip((out / "runs", out / "runs_tau"), settings(budget(args)))), args.launcher,
+                        args.launcher_overrides)
     runs, tau_runs = ([(load(j)["summary"], read_classes(j), load(j)["estimates"]) for j in jobs]
                       for jobs in sweeps)
     rows = table(runs + tau_runs)

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
-                    parser, run_sweep, save_figure)
+                    parser, run_sweeps, save_figure)
 from volume.experiments.llamaizer import LAYER_CONTROLS  # noqa: E402
 from volume.plots import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
 
@@ -200,8 +200,8 @@ def main() -> None:
     out = out_dir(args, "llamaizer")
     start = time.perf_counter()
     sweeps, hidden, width_m = settings(budget(args))
-    jobs = [job for k, sweep in enumerate(sweeps)
-            for job in run_sweep(out / f"runs{k}", sweep, args.launcher, args.launcher_overrides)]
+    jobs = [job for sweep_jobs in run_sweeps([(out / f"runs{k}", sweep) for k, sweep in enumerate(sweeps)],
+                                             args.launcher, args.launcher_overrides) for job in sweep_jobs]
     fig, axes = plt.subplots(2, 3, figsize=(19, 10))
     axes = axes.ravel()
     frames, shape_rows, rows = [], [], []

@@ -123,3 +123,43 @@ def test_budgets_set_the_sweeps():
     assert fig_depth.settings("quick")[0][-1] == "model.n_blocks=3,4"
     args = common.parser("x").parse_args(["--quick", "--budget", "night"])
     assert common.budget(args) == "quick" and common.out_dir(args, "depth") == ROOT / "figures" / "depth" / "quick"
+
+
+class FakeSweep:
+    """Stands in for subprocess.Popen of `python -m volume -m ...`: logs start and wait, writes
+    one finished job into its sweep dir, exits with 1 if its overrides contain 'fail'."""
+
+    log: list = []
+
+    def __init__(self, cmd, **kwargs):
+        self.name = next(a.split("=", 1)[1] for a in cmd if a.startswith("hydra.sweep.dir="))
+        self.returncode = 1 if "fail" in cmd else 0
+        FakeSweep.log.append(("start", self.name))
+
+    def wait(self):
+        if ("wait", self.name) not in FakeSweep.log:
+            FakeSweep.log.append(("wait", self.name))
+            job = os.path.join(self.name, "0")
+            os.makedirs(job, exist_ok=True)
+            open(os.path.join(job, "results.json"), "w").write("{}")
+        return self.returncode
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_sweeps_run_side_by_side_only_with_a_parallel_launcher(tmp_path, monkeypatch, launcher):
+    """basic: one sweep after another, and a failure stops the rest; joblib: every sweep starts
+    before any is waited for, and a failure is raised only after all have finished."""
+    monkeypatch.setattr(common.subprocess, "Popen", FakeSweep)
+    a, b = tmp_path / "a", tmp_path / "b"
+    FakeSweep.log = []
+    assert common.run_sweeps([(a, ["x=1"]), (b, ["x=2"])], launcher) == [[a / "0"], [b / "0"]]
+    order = [("start", str(a)), ("wait", str(a)), ("start", str(b)), ("wait", str(b))]
+    if launcher != "basic":
+        order = [order[0], order[2], order[1], order[3]]
+    assert FakeSweep.log == order
+    FakeSweep.log = []
+    with pytest.raises(subprocess.CalledProcessError):
+        common.run_sweeps([(a, ["fail"]), (b, ["x=2"])], launcher)
+    started = [name for event, name in FakeSweep.log if event == "start"]
+    assert started == ([str(a)] if launcher == "basic" else [str(a), str(b)])
+    assert all(("wait", name) in FakeSweep.log for name in started)
