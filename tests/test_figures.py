@@ -157,9 +157,13 @@ def test_sweeps_run_side_by_side_only_with_a_parallel_launcher(tmp_path, monkeyp
     if launcher != "basic":
         order = [order[0], order[2], order[1], order[3]]
     assert FakeSweep.log == order
-    FakeSweep.log = []
-    with pytest.raises(subprocess.CalledProcessError):
-        common.run_sweeps([(a, ["fail"]), (b, ["x=2"])], launcher)
-    started = [name for event, name in FakeSweep.log if event == "start"]
-    assert started == ([str(a)] if launcher == "basic" else [str(a), str(b)])
-    assert all(("wait", name) in FakeSweep.log for name in started)
+    for failing in (0, 1):
+        FakeSweep.log = []
+        sweeps = [(a, ["x=1"]), (b, ["x=2"])]
+        sweeps[failing] = (sweeps[failing][0], ["fail"])
+        with pytest.raises(subprocess.CalledProcessError) as error:
+            common.run_sweeps(sweeps, launcher)
+        assert f"hydra.sweep.dir={sweeps[failing][0]}" in error.value.cmd
+        started = [name for event, name in FakeSweep.log if event == "start"]
+        assert started == ([str(a)] if launcher == "basic" and failing == 0 else [str(a), str(b)])
+        assert all(("wait", name) in FakeSweep.log for name in started)
