@@ -2,6 +2,7 @@
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -132,3 +133,21 @@ def test_digits_task():
     assert task.x.shape == (1797, 64) and set(task.x.unique().tolist()) == {0.0, 1.0}
     assert task.target.sum() == sum(1 for d in __import__("sklearn.datasets").datasets.load_digits().target if d < 5)
     assert len(keys_to_hex(pack_bits(task.target[None]), task.n_inputs)[0]) == 450
+
+
+def test_rank_plot_corners_and_lz_groups_hold_every_function():
+    from volume.experiments.simplicity_bias import lz_groups, rank_curve
+
+    rng = np.random.default_rng(0)
+    counts = np.sort(rng.geometric(0.3, size=500))[::-1]
+    rank, p = rank_curve(counts, 10_000)
+    # Oracle: every rank r has P = counts[r-1]/N; each corner pair (first, last) spans one run.
+    assert rank[0] == 1 and rank[-1] == len(counts) and np.all(np.diff(rank) >= 0)
+    for first, last, p_first, p_last in zip(rank[::2], rank[1::2], p[::2], p[1::2]):
+        assert p_first == p_last and np.all(counts[first - 1:last] / 10_000 == p_first)
+    assert len(rank) == 2 * len(np.unique(counts))
+    frame = pd.DataFrame({"lz": rng.integers(3, 6, 500), "log_p": np.log(counts / 10_000)})
+    groups = lz_groups(frame)
+    assert groups["n_functions"].sum() == len(frame)
+    expected = frame.value_counts(["lz", "log_p"])
+    assert all(expected[(row.lz, row.log_p)] == row.n_functions for row in groups.itertuples())
