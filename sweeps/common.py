@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -99,31 +99,45 @@ def launcher_args(launcher: str) -> list[str]:
     return [] if launcher == "basic" else [f"hydra/launcher={launcher}"]
 
 
-def run_sweeps(sweeps: list[tuple[Path, list[str]]], launcher: str = "basic", extra: list[str] = ()) -> list[list[Path]]:
+def run_sweeps(sweeps: list[tuple[Path, list[str]]], launcher: str = "basic",
+               extra: Sequence[str] = ()) -> list[list[Path]]:
     """Run `python -m volume -m OVERRIDES` into each (sweep_dir, overrides) and return each
     sweep's job directories. resume=true makes jobs that already finished no-ops, so a re-run
     only completes the rest. With the basic launcher the sweeps run one after another; with a
-    parallel one they run side by side, so no core idles while one sweep's last job finishes
-    (the default llamaizer figure: 2 h 28 min this way, about 40 min less than in turn)."""
+    parallel one they run side by side, so no core idles while one sweep's last job finishes.
+    The launcher's n_jobs applies to each sweep: two sweeps at n_jobs=2 run four jobs (pin
+    threads=1 then, as `make figures` does). If the figure script itself is stopped, the
+    sweeps it started are stopped too (their finished jobs stay; resume=true continues)."""
     env = {**os.environ}
     env.setdefault("WANDB_MODE", "disabled")
     commands = [[sys.executable, "-m", "volume", "-m", "resume=true", "progress=false", *launcher_args(launcher),
                  f"hydra.sweep.dir={sweep_dir}", *overrides, *extra] for sweep_dir, overrides in sweeps]
     procs = []
-    for cmd in commands:
-        print("$", " ".join(cmd[1:]), flush=True)
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
-        if launcher == "basic" and procs[-1].wait():
-            break
-    # a failed sweep stops the figure only once the others have finished (and saved their jobs)
-    failed = [(proc.wait(), cmd) for cmd, proc in zip(commands, procs) if proc.wait()]
+    try:
+        for cmd in commands:
+            print("$", " ".join(cmd[1:]), flush=True)
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
+            if launcher == "basic" and procs[-1].wait():
+                break
+        # a failed sweep stops the figure only once the others have finished (and saved their jobs)
+        codes = [proc.wait() for proc in procs]
+    except BaseException:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+        raise
+    failed = [(code, cmd) for code, cmd in zip(codes, commands) if code]
+    for code, cmd in failed:
+        print(f"sweep failed (exit {code}): {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     if failed:
         raise subprocess.CalledProcessError(*failed[0])
     return [sorted((p for p in sweep_dir.iterdir() if (p / "results.json").exists()),
                    key=lambda p: int(p.name) if p.name.isdigit() else p.name) for sweep_dir, _ in sweeps]
 
 
-def run_sweep(sweep_dir: Path, overrides: list[str], launcher: str = "basic", extra: list[str] = ()) -> list[Path]:
+def run_sweep(sweep_dir: Path, overrides: list[str], launcher: str = "basic",
+              extra: Sequence[str] = ()) -> list[Path]:
     """One sweep's job directories (see run_sweeps)."""
     return run_sweeps([(sweep_dir, overrides)], launcher, extra)[0]
 

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import ROOT, load, parser, run_sweep  # noqa: E402
@@ -28,10 +29,12 @@ def main() -> None:
         stored = load(job)
         frame = pd.read_csv(job / "functions.csv", dtype={"function": str})
         label = f"sigma_b = {stored['config']['prior']['sigma_b']:g}"
-        # drawn from the distinct counts and (LZ, log P) pairs: millions of functions share them
+        # drawn from the distinct counts and (LZ, log P) pairs, millions of functions sharing them
+        # (marker area grows with the number of functions at a pair)
         axes[0].loglog(*rank_curve(frame["count"].to_numpy(), n), ".-", ms=2, lw=1, label=label)
         groups = lz_groups(frame)
-        axes[1].plot(groups["lz"], groups["log_p"] / math.log(10), ".", ms=3, alpha=0.6, label=label)
+        axes[1].scatter(groups["lz"], groups["log_p"] / math.log(10), s=3 + 4 * np.log10(groups["n_functions"]),
+                        alpha=0.6, label=label)
         s = stored["summary"]
         print(f"{label}: {s['n_samples']:,} networks, {s['n_distinct_functions']:,} functions, "
               f"log10 P in [{s['log10_p_range'][0]:.2f}, {s['log10_p_range'][1]:.2f}], "

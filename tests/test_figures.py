@@ -127,7 +127,8 @@ def test_budgets_set_the_sweeps():
 
 class FakeSweep:
     """Stands in for subprocess.Popen of `python -m volume -m ...`: logs start and wait, writes
-    one finished job into its sweep dir, exits with 1 if its overrides contain 'fail'."""
+    one finished job into its sweep dir, exits with 1 if its overrides contain 'fail'; waiting
+    on one whose overrides contain 'interrupt' raises KeyboardInterrupt (Ctrl-C in the script)."""
 
     log: list = []
 
@@ -137,12 +138,17 @@ class FakeSweep:
         FakeSweep.log.append(("start", self.name))
 
     def wait(self):
+        if "interrupt" in self.name and ("terminate", self.name) not in FakeSweep.log:
+            raise KeyboardInterrupt
         if ("wait", self.name) not in FakeSweep.log:
             FakeSweep.log.append(("wait", self.name))
             job = os.path.join(self.name, "0")
             os.makedirs(job, exist_ok=True)
             open(os.path.join(job, "results.json"), "w").write("{}")
         return self.returncode
+
+    def terminate(self):
+        FakeSweep.log.append(("terminate", self.name))
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
@@ -167,3 +173,10 @@ def test_sweeps_run_side_by_side_only_with_a_parallel_launcher(tmp_path, monkeyp
         started = [name for event, name in FakeSweep.log if event == "start"]
         assert started == ([str(a)] if launcher == "basic" and failing == 0 else [str(a), str(b)])
         assert all(("wait", name) in FakeSweep.log for name in started)
+    # Stopping the figure script stops every sweep it started.
+    FakeSweep.log = []
+    with pytest.raises(KeyboardInterrupt):
+        common.run_sweeps([(tmp_path / "interrupt", ["x=1"]), (b, ["x=2"])], launcher)
+    started = [name for event, name in FakeSweep.log if event == "start"]
+    assert started == ([str(tmp_path / "interrupt")] if launcher == "basic" else [str(tmp_path / "interrupt"), str(b)])
+    assert all(("terminate", name) in FakeSweep.log for name in started)

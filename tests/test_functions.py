@@ -146,6 +146,8 @@ def test_rank_plot_corners_and_lz_groups_hold_every_function():
     for first, last, p_first, p_last in zip(rank[::2], rank[1::2], p[::2], p[1::2]):
         assert p_first == p_last and np.all(counts[first - 1:last] / 10_000 == p_first)
     assert len(rank) == 2 * len(np.unique(counts))
+    assert [r.tolist() for r in rank_curve(np.array([4]), 8)] == [[1, 1], [0.5, 0.5]]
+    assert [len(r) for r in rank_curve(np.zeros(0, int), 8)] == [0, 0]
     frame = pd.DataFrame({"lz": rng.integers(3, 6, 500), "log_p": np.log(counts / 10_000)})
     groups = lz_groups(frame)
     assert groups["n_functions"].sum() == len(frame)

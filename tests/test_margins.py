@@ -7,7 +7,7 @@ import torch
 from conftest import assert_network_only
 
 from volume.estimators.scores import target_margin_score
-from volume.margins import BLOCK, TILE, MarginScorer
+from volume.margins import BLOCK, TILE, MarginScorer, cube_halves
 from volume.nets import MLP, ResidualMLP
 from volume.priors import Prior
 from volume.residual_scores import ResidualMarginScorer
@@ -34,7 +34,7 @@ def check(arch, x, target, theta, output=0, margin=0.0, scorer=MarginScorer):
 
 
 CASES = [  # widths (input width first), activation, bias, cube n, output, margin
-    ([12, 1], "relu", True, 12, 0, 0.0),  # 4,096 inputs: two tiles of a perceptron
+    ([12, 1], "relu", True, 12, 0, 0.0),  # 4,096 inputs: a perceptron on the cube (outer sums)
     ([4, 1], "relu", False, 4, 0, 0.0),  # no bias
     ([6, 3], "relu", True, 6, 2, 0.3),  # perceptron with 3 outputs, the last one, margin
     ([7, 40, 40, 1], "relu", True, 7, 0, 0.0),  # the default model
@@ -61,6 +61,33 @@ def test_inputs_not_a_multiple_of_the_tile_and_one_sided_targets():
     theta = Prior().sample(arch, 21, 0, dtype=torch.float64)
     for target in (np.arange(TILE + 77) % 3 == 0, np.ones(TILE + 77, bool), np.zeros(TILE + 77, bool)):
         check(arch, x, target, theta)
+
+
+@pytest.mark.parametrize("n, encoding, bias, n_out, output, margin", [
+    (9, "pm1", True, 1, 0, 0.0), (5, "01", False, 2, 1, 0.2), (2, "pm1", True, 1, 0, 0.0)])
+def test_cube_perceptrons_in_any_row_order_and_any_target(n, encoding, bias, n_out, output, margin):
+    """The outer-sum kernel (inputs a full cube): rows shuffled, targets with one distinct row
+    per setting of the first half (random), two (a dictator) and one (constant)."""
+    arch, task = MLP([n, n_out], "relu", bias), boolean_task(n, encoding)
+    rng = np.random.default_rng(n)
+    order = rng.permutation(2 ** n)
+    theta = Prior().sample(arch, BLOCK + 3, 5, dtype=torch.float64)
+    for target in (rng.random(2 ** n) < 0.5, np.asarray(task.x[:, -1] > 0.5), np.ones(2 ** n, bool)):
+        assert cube_halves(np.asarray(task.x[order]), target[order]) is not None
+        check(arch, task.x[order], target[order], theta, output, margin)
+
+
+def test_inputs_that_are_not_a_cube_take_the_tiled_kernel():
+    cube = np.asarray(boolean_task(4, "pm1").x)
+    repeated = cube.copy()
+    repeated[3] = repeated[2]
+    three_values = cube.copy()
+    three_values[0, 0] = 0.5
+    for x in (repeated, three_values, cube[:8]):
+        assert cube_halves(x, np.ones(len(x), bool)) is None
+    arch, target = MLP([4, 1]), np.arange(16) % 3 == 0
+    theta = Prior().sample(arch, 7, 0, dtype=torch.float64)
+    check(arch, torch.from_numpy(repeated), target, theta)
 
 
 def test_single_network_and_empty_batch():

@@ -26,7 +26,7 @@ def clopper_pearson_log(counts: np.ndarray, n: int, level: float = LEVEL) -> tup
 
 def log_frequencies(counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(log p-hat, ci_low, ci_high) for every count; counts must be positive. The intervals
-    are computed once per distinct count (a 230k-function table has a few thousand)."""
+    are computed once per distinct count (the default run's 230k functions have 79)."""
     counts = np.asarray(counts, dtype=np.float64)
     distinct, inverse = np.unique(counts, return_inverse=True)
     low, high = clopper_pearson_log(distinct, n)

@@ -63,7 +63,8 @@ MAX_FIRST_DRAWS = 200  # batches of N prior samples spent at most on an atom at 
 SMALL = 2_000_000  # population elements (chains x parameters) below which one thread is faster
 # ... unless scoring the population is itself big work: a score may say what one network costs
 # (`flops_per_network`); above this many FLOPs per population its kernel gains from every core
-# (a 16-input perceptron, 2.2 MFLOP per network: 4,000 chains took 428 s on one thread of two).
+# (a dense perceptron on 65,536 inputs, 2.2 MFLOP per network: 4,000 chains took 428 s on one thread
+# of two; on the cube the outer sums cost 13 kFLOP, so one thread).
 SMALL_SCORE_FLOPS = 1_000_000_000
 
 

@@ -62,10 +62,13 @@ def function_frame(table: FunctionTable, n_total: int, boolean_cube: bool) -> pd
 
 
 def rank_curve(counts: np.ndarray, n_total: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rank, P(f)) at the corners of the rank plot's step curve. counts are sorted most
-    frequent first, so functions of equal count hold one run of ranks: its first and last
-    rank draw the whole run (230k functions fall in a few hundred runs), exactly."""
-    first = np.flatnonzero(np.r_[True, counts[1:] != counts[:-1]]) if len(counts) else np.zeros(0, int)
+    """(rank, P(f)) at the corners of the rank plot's step curve. counts must be sorted most
+    frequent first (as functions.csv is), so functions of equal count hold one run of ranks:
+    its first and last rank draw the whole run, exactly (the default run's 230k functions
+    have under a hundred distinct counts)."""
+    if not len(counts):
+        return np.zeros(0, int), np.zeros(0)
+    first = np.flatnonzero(np.r_[True, counts[1:] != counts[:-1]])
     last = np.r_[first[1:], len(counts)] - 1
     rank = np.column_stack([first, last]).ravel() + 1
     return rank, np.repeat(counts[first] / n_total, 2)
