@@ -44,13 +44,16 @@ CASES = [  # widths (input width first), activation, bias, cube n, output, margi
 ]
 
 
+@pytest.mark.parametrize("outer_sums", [True, False])  # False: perceptrons on the cube take the tiled kernel
 @pytest.mark.parametrize("widths, activation, bias, n, output, margin", CASES)
-def test_scores_match_per_network_oracle(widths, activation, bias, n, output, margin):
+def test_scores_match_per_network_oracle(widths, activation, bias, n, output, margin, outer_sums):
     arch = MLP(widths, activation, bias)
     task = boolean_task(n, "pm1")
     target = np.asarray(task.x[:, 0] > 0) ^ np.asarray(task.x[:, -1] > 0)
     theta = Prior().sample(arch, 2 * BLOCK + 5, 3, dtype=torch.float64)  # not a multiple of BLOCK
-    check(arch, task.x, target, theta, output, margin)
+    scorer = lambda *args: MarginScorer(*args, outer_sums=outer_sums)  # noqa: E731
+    assert (scorer(arch, task.x, target).cube is not None) == (outer_sums and len(widths) == 2)
+    check(arch, task.x, target, theta, output, margin, scorer)
 
 
 def test_inputs_not_a_multiple_of_the_tile_and_one_sided_targets():
@@ -86,6 +89,7 @@ def test_inputs_that_are_not_a_cube_take_the_tiled_kernel():
     for x in (repeated, three_values, cube[:8]):
         assert cube_halves(x, np.ones(len(x), bool)) is None
     arch, target = MLP([4, 1]), np.arange(16) % 3 == 0
+    assert MarginScorer(arch, torch.from_numpy(repeated), target).cube is None
     theta = Prior().sample(arch, 7, 0, dtype=torch.float64)
     check(arch, torch.from_numpy(repeated), target, theta)
 
@@ -104,12 +108,12 @@ def test_the_zero_network_scores_zero():
     assert MarginScorer(arch, task.x, np.ones(8, bool))(torch.zeros(2, arch.n_params)).tolist() == [0.0, 0.0]
 
 
-@pytest.mark.parametrize("widths", [[12, 1], [7, 40, 40, 1]])
-def test_score_depends_on_the_network_only(widths):
+@pytest.mark.parametrize("widths, outer_sums", [([12, 1], True), ([12, 1], False), ([7, 40, 40, 1], True)])
+def test_score_depends_on_the_network_only(widths, outer_sums):
     """Bit-identical whatever the batch, the network's place in it and the thread count
     (BLAS's block GEMM would break this: it rounds edge columns differently)."""
     arch, task = MLP(widths), boolean_task(widths[0], "pm1")
-    score = MarginScorer(arch, task.x, np.asarray(task.x[:, 0] > 0))
+    score = MarginScorer(arch, task.x, np.asarray(task.x[:, 0] > 0), outer_sums=outer_sums)
     theta = Prior().sample(arch, 3 * BLOCK + 1, 1, dtype=torch.float64)
     assert_network_only(score, theta)
 

@@ -9,9 +9,10 @@ output on input i (see `volume.estimators.scores.target_margin_score`). Nothing 
   Boolean tasks) never computes its 2^n outputs: y(a, b) = s_a + s_b with s_a = bias + w_A . a
   over the 2^(n/2) settings a of the first half of the coordinates and s_b = w_B . b over the
   second half, and float addition is monotone, so min_b fl(s_a + s_b) = fl(s_a + min_b s_b)
-  exactly. The extremes of s_b over each distinct row of the target (as a 2^(n/2) x 2^(n/2)
-  grid) and one add per s_a give the score: 2 * 2^(n/2) * n/2 multiply-adds and at most 2^n
-  integer compares instead of 2^n * (n + 1) multiply-adds (`cube_halves`).
+  exactly. The extremes of s_b over each distinct row of the target (as a 2^(n//2) x
+  2^(n - n//2) grid, M distinct rows) and one add per s_a give the score: about 2^(n/2) * n
+  multiply-adds and 4 * M * 2^(n - n//2) <= 4 * 2^n integer min/max instead of 2^n * (n + 1)
+  multiply-adds (`cube_halves`, `cube_operations`).
 - Any other perceptron runs input-major: its output on a tile of TILE inputs is built by vectorised
   passes over four input coordinates at a time (inputs stored transposed, [coordinate, input]).
 - A deeper MLP runs `fused.forward_layers`: one sgemm per layer, as the key kernel does.
@@ -240,8 +241,9 @@ class MarginScorer:
         x = np.asarray(x, dtype=np.float32)
         self.cube = cube_halves(x, target) if arch.n_layers == 1 and outer_sums else None
         # what one network costs, read by splitting's thread rule
-        self.flops_per_network = flops_per_network(arch, self.n_inputs) if self.cube is None else cube_operations(self.cube)
-        self.x = fused.kernel_inputs(arch, x[order])
+        self.flops_per_network = (flops_per_network(arch, self.n_inputs) if self.cube is None
+                                  else cube_operations(self.cube))
+        self.x = None if self.cube is not None else fused.kernel_inputs(arch, x[order])  # the cube needs no inputs
         if arch.n_layers == 1 and self.cube is None:
             self.x = input_tiles(self.x, min(TILE, len(target)))
 

@@ -64,7 +64,8 @@ SMALL = 2_000_000  # population elements (chains x parameters) below which one t
 # ... unless scoring the population is itself big work: a score may say what one network costs
 # (`flops_per_network`); above this many FLOPs per population its kernel gains from every core
 # (a dense perceptron on 65,536 inputs, 2.2 MFLOP per network: 4,000 chains took 428 s on one thread
-# of two; on the cube the outer sums cost 13 kFLOP, so one thread).
+# of two; on the cube the outer sums cost 13 k operations for a dictator target, so one thread, and
+# 273 k for a random one, so both threads at 4,000 chains).
 SMALL_SCORE_FLOPS = 1_000_000_000
 
 
