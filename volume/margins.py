@@ -148,12 +148,12 @@ def _perceptron_scores(theta, x_tiles, n_inputs, n_pos, n_out, output, margin, o
 
 
 @nb.njit(cache=True)
-def _half_sums(values, theta_row, columns, n_out, output, offset, sums):
-    # sums[i] = offset + sum_k w_k values[i, k], w_k = theta_row[columns[k] * n_out + output]
+def _half_sums(values, theta_row, first, n_out, output, offset, sums):
+    # sums[i] = offset + sum_k w_k values[i, k], w_k the weight of input coordinate first + k
     for i in range(values.shape[0]):
         total = offset
         for k in range(values.shape[1]):
-            total += theta_row[columns[k] * n_out + output] * values[i, k]
+            total += theta_row[(first + k) * n_out + output] * values[i, k]
         sums[i] = total
 
 
@@ -174,10 +174,10 @@ def _masked_extremes(keys, masks, ext):
 
 
 @nb.njit(parallel=True, cache=True)
-def _cube_perceptron_scores(theta, a_values, a_columns, b_values, b_columns, bias_row, row_mask, masks,
-                            n_out, output, margin, out):
-    # See the module docstring: y on input (a, b) is s_a[a] + s_b[b]; row_mask[a] is the
-    # target's row of a among the distinct rows masks[M, 2^nb] (true where the target is).
+def _cube_perceptron_scores(theta, a_values, b_values, bias_row, row_mask, masks, n_out, output, margin, out):
+    # See the module docstring: y on input (a, b) is s_a[a] + s_b[b] (a: the first coordinates,
+    # b: the rest); row_mask[a] is the target's row of a among the distinct rows masks[M, 2^nb]
+    # (true where the target is).
     n_masks = masks.shape[0]
     for block in nb.prange((theta.shape[0] + BLOCK - 1) // BLOCK):
         s_a, s_b = np.empty(a_values.shape[0], np.float32), np.empty(b_values.shape[0], np.float32)
@@ -186,8 +186,8 @@ def _cube_perceptron_scores(theta, a_values, a_columns, b_values, b_columns, bia
         extremes = np.empty(4, np.float32)
         for j in range(block * BLOCK, min(theta.shape[0], (block + 1) * BLOCK)):
             bias = theta[j, bias_row * n_out + output] if bias_row >= 0 else np.float32(0.0)
-            _half_sums(a_values, theta[j], a_columns, n_out, output, bias, s_a)
-            _half_sums(b_values, theta[j], b_columns, n_out, output, np.float32(0.0), s_b)
+            _half_sums(a_values, theta[j], 0, n_out, output, bias, s_a)
+            _half_sums(b_values, theta[j], a_values.shape[1], n_out, output, np.float32(0.0), s_b)
             bits = s_b.view(np.int32)
             for i in range(keys.shape[0]):
                 keys[i] = _order_key(bits[i])
@@ -243,9 +243,11 @@ class MarginScorer:
         # what one network costs, read by splitting's thread rule
         self.flops_per_network = (flops_per_network(arch, self.n_inputs) if self.cube is None
                                   else cube_operations(self.cube))
-        self.x = None if self.cube is not None else fused.kernel_inputs(arch, x[order])  # the cube needs no inputs
-        if arch.n_layers == 1 and self.cube is None:
-            self.x = input_tiles(self.x, min(TILE, len(target)))
+        self.x = None  # the cube kernel needs no inputs
+        if self.cube is None:
+            self.x = fused.kernel_inputs(arch, x[order])
+            if arch.n_layers == 1:
+                self.x = input_tiles(self.x, min(TILE, len(target)))
 
     def __call__(self, theta: torch.Tensor) -> torch.Tensor:
         # one float32 copy of theta (the estimators keep float64 parameters), none of the outputs
@@ -255,8 +257,9 @@ class MarginScorer:
             pass
         elif self.cube is not None:
             bias_row = self.arch.widths[0] if self.arch.bias else -1
-            _cube_perceptron_scores(theta32, *self.cube[:4], bias_row, *self.cube[4:], self.arch.n_out, self.output,
-                                    self.margin, out)
+            a_values, b_values, row_mask, masks = self.cube
+            _cube_perceptron_scores(theta32, a_values, b_values, bias_row, row_mask, masks, self.arch.n_out,
+                                    self.output, self.margin, out)
         elif self.arch.n_layers == 1:
             _perceptron_scores(theta32, self.x, self.n_inputs, self.n_pos, self.arch.n_out, self.output,
                                self.margin, out)
@@ -270,10 +273,9 @@ class MarginScorer:
 
 def cube_halves(x: np.ndarray, target: np.ndarray) -> tuple | None:
     """The cube kernel's tables when x[N, n] is a full cube (N = 2^n distinct rows, each
-    coordinate taking two values; rows in any order), else None: (a_values, a_columns,
-    b_values, b_columns, row_mask, masks): every setting of the first n // 2 coordinates
-    ([2^(n//2), n//2], setting i has coordinate k high where bit k of i is set) and of the
-    rest, their coordinates, and the target on the [2^(n//2), 2^(n - n//2)] grid of settings
+    coordinate taking two values; rows in any order), else None: (a_values, b_values,
+    row_mask, masks): every setting of the first n // 2 coordinates ([2^(n//2), n//2],
+    setting i has coordinate k high where bit k of i is set) and of the rest, and the target on the [2^(n//2), 2^(n - n//2)] grid of settings
     as masks[M] (its distinct rows, uint8) and row_mask[2^(n//2)] (which row each setting has)."""
     n_rows, n = x.shape
     if n < 2 or n_rows != 2 ** n:
@@ -294,15 +296,14 @@ def cube_halves(x: np.ndarray, target: np.ndarray) -> tuple | None:
         on = (np.arange(1 << len(columns))[:, None] >> np.arange(len(columns))) & 1
         return np.ascontiguousarray(np.where(on == 1, high[columns], low[columns]), dtype=np.float32)
 
-    a_columns, b_columns = np.arange(n_a), np.arange(n_a, n)
-    return (settings(a_columns), a_columns, settings(b_columns), b_columns, row_mask.reshape(-1).astype(np.int64),
+    return (settings(np.arange(n_a)), settings(np.arange(n_a, n)), row_mask.reshape(-1).astype(np.int64),
             np.ascontiguousarray(masks))
 
 
 def cube_operations(cube: tuple) -> int:
     """Arithmetic operations of the outer-sum kernel per network (multiply-adds x 2, then the
     compares): the two half tables, the masked extremes of s_b, one add and compare per s_a."""
-    a_values, _, b_values, _, _, masks = cube
+    a_values, b_values, _, masks = cube
     n_a, n_b = len(a_values), len(b_values)
     return 2 * (n_a * (a_values.shape[1] + 1) + n_b * b_values.shape[1]) + 4 * len(masks) * n_b + 8 * n_a
 
