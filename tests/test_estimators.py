@@ -377,10 +377,11 @@ def test_moves_keep_the_prior_restricted_to_the_class(moves, kind):
     assert min(p_values) > 0.001 / len(columns), p_values
 
 
-def test_unit_moves_on_a_product_of_multimodal_pieces():
+@pytest.mark.parametrize("moves", ["unit", "unit_only"])
+def test_unit_moves_on_a_product_of_multimodal_pieces(moves):
     case = xor_copies_case(3)
     result = splitting(case.score, case.arch, case.prior, seed=22, n_particles=200, n_runs=8, n_moves=40,
-                       moves="unit", progress=False)
+                       moves=moves, progress=False)
     est = result.estimate
     assert est.bound is None and covers(est, case.log_p), (case.log_p, est, result.diagnostics)
     assert abs(est.log_p - case.log_p) < 0.8

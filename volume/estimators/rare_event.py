@@ -14,8 +14,8 @@ at once with one step size per run; "coordinate" moves one random coordinate per
 with a step size per coordinate; "unit" alternates global steps with unit-block steps,
 which move one random unit's parameters together (its incoming weights, bias and outgoing
 weights: `Architecture.unit_blocks`, read off the slices of any architecture) with a step
-size per block; "mixed" (default) alternates global and coordinate steps; "all" cycles
-global, coordinate and unit. A global move must satisfy every constraint at once, so on a
+size per block; "unit_only" makes unit-block steps only; "mixed" (default) alternates global
+and coordinate steps; "all" cycles global, coordinate and unit. A global move must satisfy every constraint at once, so on a
 class that is a product of k pieces (k sub-networks side by side) its acceptance is a
 product of k and its step shrinks with k; single-coordinate and unit moves keep large
 steps, and are what let chains cross between the pieces of a non-convex level set
@@ -57,7 +57,7 @@ TARGET_ACCEPT = 0.25
 STUCK = 0.01  # mean acceptance below which the chains are declared stuck (warning)
 # named cycles of step kinds: step t of a level uses cycle[t % len(cycle)]
 MOVES = {"mixed": ("global", "coordinate"), "global": ("global",), "coordinate": ("coordinate",),
-         "unit": ("global", "unit"), "all": ("global", "coordinate", "unit")}
+         "unit": ("global", "unit"), "unit_only": ("unit",), "all": ("global", "coordinate", "unit")}
 MAX_SPREAD = 3.0  # run-to-run sd / ideal sd above which the runs are called trapped (unreliable)
 MAX_FIRST_DRAWS = 200  # batches of N prior samples spent at most on an atom at the first level
 SMALL = 2_000_000  # population elements (chains x parameters) below which one thread is faster
@@ -114,9 +114,14 @@ def _propose_at(flat: torch.Tensor, index: torch.Tensor, step: torch.Tensor, kin
     """flat[C, P] with the coordinates index[c] of each chain c proposed anew (step per
     chain) and the rest kept: noise is drawn for the moved coordinates only. An index equal
     to P is padding (blocks of unequal size) and moves nothing."""
-    padded = torch.cat((flat, flat.new_zeros(flat.shape[0], 1)), 1)
-    moved = _propose(padded.gather(1, index), step, kind, gen)
-    return padded.scatter_(1, index, moved)[:, :-1]
+    P = flat.shape[1]
+    real = index < P
+    # padding reads a real coordinate (its noise is drawn and discarded, keeping the stream)
+    moved = _propose(flat.gather(1, index.clamp(max=P - 1)), step, kind, gen)
+    proposal = flat.clone()
+    chain = torch.arange(flat.shape[0]).unsqueeze(1).expand_as(index)
+    proposal[chain[real], index[real]] = moved[real]
+    return proposal
 
 
 def _ideal_var(n_levels: int, n_keep: int, N: int) -> float:
@@ -349,9 +354,10 @@ def _move(z, s, thresholds, beta, rows, kind, n_moves, moves, gen, evaluate, blo
     R, N, P = z.shape
     cycle = MOVES[moves]
     accepted = 0.0
+    z = z.contiguous()  # moved in place (z is the caller's own copy: a gather of its population)
+    flat = z.view(R * N, P)
     for t in range(n_moves):
         step_kind = cycle[t % len(cycle)]
-        flat = z.reshape(R * N, P)
         if step_kind == "global":
             proposal = _propose(flat, beta[rows, 0].repeat_interleave(N), kind, gen)
         elif step_kind == "coordinate":
@@ -369,7 +375,8 @@ def _move(z, s, thresholds, beta, rows, kind, n_moves, moves, gen, evaluate, blo
             proposal = _propose_at(flat, blocks[picked.reshape(R * N)], step, kind, gen)
         s_new = evaluate(proposal).view(R, N)
         ok = s_new > thresholds
-        z = torch.where(ok.unsqueeze(2), proposal.view(R, N, P), z)
+        accepted_rows = ok.reshape(-1)
+        flat[accepted_rows] = proposal[accepted_rows]  # in place: only accepted chains are copied
         s = torch.where(ok, s_new, s)
         rate = ok.to(torch.float64).mean(1)
         if step_kind == "global":
