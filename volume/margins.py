@@ -275,8 +275,9 @@ def cube_halves(x: np.ndarray, target: np.ndarray) -> tuple | None:
     """The cube kernel's tables when x[N, n] is a full cube (N = 2^n distinct rows, each
     coordinate taking two values; rows in any order), else None: (a_values, b_values,
     row_mask, masks): every setting of the first n // 2 coordinates ([2^(n//2), n//2],
-    setting i has coordinate k high where bit k of i is set) and of the rest, and the target on the [2^(n//2), 2^(n - n//2)] grid of settings
-    as masks[M] (its distinct rows, uint8) and row_mask[2^(n//2)] (which row each setting has)."""
+    setting i has coordinate k high where bit k of i is set) and of the rest, and the target
+    on the [2^(n//2), 2^(n - n//2)] grid of settings as masks[M] (its distinct rows, uint8)
+    and row_mask[2^(n//2)] (which row each setting has)."""
     n_rows, n = x.shape
     if n < 2 or n_rows != 2 ** n:
         return None

@@ -18,8 +18,8 @@ size per block; "unit_only" makes unit-block steps only; "mixed" (default) alter
 and coordinate steps; "all" cycles global, coordinate and unit. A global move must satisfy
 every constraint at once, so on a class that is a product of k pieces (k sub-networks
 side by side) its acceptance is a product of k and its step shrinks with k; single-coordinate
-and unit moves keep large steps, and are what let chains cross between the pieces of a non-convex level set
-(measured in docs/estimators.md, "Non-convex classes"). Every kind is pCN (or the folded
+and unit moves keep large steps, and are what let chains cross between the pieces of a
+non-convex level set (measured in docs/estimators.md, "Non-convex classes"). Every kind is pCN (or the folded
 walk) on a subset of whitened coordinates chosen independently of the state, so each keeps
 the restricted prior (tests/test_estimators.py checks it against exact samples).
 When the score has an atom at the first level (e.g. the normalized margin is exactly -1
