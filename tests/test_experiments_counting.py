@@ -245,6 +245,15 @@ def test_llamaizer_end_to_end_and_resume(tmp_path):
     assert again["deep_6"]["log_p"] == records["deep_6"]["log_p"] - 1.0  # skipped: the altered value stays
     assert {k: v["log_p"] for k, v in again.items() if k != "deep_6"} == \
         {k: v["log_p"] for k, v in records.items() if k != "deep_6"}  # the rest: identical to one run
+    # experiment.only: the target and the named class, each the same to the last bit as in the full run
+    summary = run(make_cfg(*LLAMA, "experiment.only=[deep_6]"), tmp_path / "c")
+    alone = json.loads((tmp_path / "c" / "results.json").read_text())["estimates"]
+    assert {k: v["log_p"] for k, v in alone.items()} == {k: records[k]["log_p"] for k in ("target", "deep_6")}
+    assert list(plots.read_classes(tmp_path / "c")["class"]) == ["deep_6"] and "deep" not in summary
+    for bad in ("[deep_9]", "deep_6", "[]"):  # a name not measured at m = 2, a bare string, an empty list
+        with pytest.raises(ConfigError, match=r"experiment.only.*allowed.*deep_6"):
+            run(make_cfg(*LLAMA, f"experiment.only={bad}"), tmp_path / "d")
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
 
 
 def test_depth_scores_on_hand_built_circuits():

@@ -25,6 +25,7 @@ last-layer unit the output uses (zero-ablating it changes the function) vs any l
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -199,7 +200,22 @@ def build_jobs(setup: Setup, m: int) -> tuple[list[_classes.Job], dict]:
             jobs.append(_classes.Job(name, unit_class_score(arch, task, variables, [key]), CLASS_STREAM + 1 + 2 * c, None,
                                      {"kind": "control", "h": f"{key:x}", "class_weight": 1.0}))
         jobs += layer_control_jobs(arch, task, split.distractors)
-    return jobs, plans
+    return only(jobs, plans, exp.get("only"))
+
+
+def only(jobs: list[_classes.Job], plans: dict, names) -> tuple[list[_classes.Job], dict]:
+    """experiment.only: the target and the named classes; no sums over h then (they need every
+    class), so no plans. A name not among the jobs is a ConfigError listing the allowed ones."""
+    if names is None:
+        return jobs, plans
+    allowed = [job.name for job in jobs[1:]]
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+        raise ConfigError(f"experiment.only: null or a non-empty list of class names, got {names!r}; "
+                          f"allowed (this m and seed): {allowed}")
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise ConfigError(f"experiment.only: unknown classes {unknown}; allowed (this m and seed): {allowed}")
+    return [jobs[0], *(job for job in jobs[1:] if job.name in names)], {}
 
 
 def layer_control_jobs(arch: MLP, task, distractors: list[int]) -> list[_classes.Job]:
@@ -279,7 +295,7 @@ def plot(frame: pd.DataFrame, run_dir: Path, title: str) -> str:
 def validate(setup: Setup) -> None:
     """Every check of this experiment's keys, run before hydra writes anything."""
     _classes.estimator_options(setup)
-    _check(setup)
+    build_jobs(setup, _check(setup))  # checks experiment.only against the class names
 
 
 def run(setup: Setup, run_dir: Path, stages: results.Stages) -> dict:
