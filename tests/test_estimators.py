@@ -18,7 +18,7 @@ from volume.estimators.basin import basin
 from volume.estimators.conditional import DISCONNECTED_WARNING, conditional
 from volume.estimators.ground_truth import (XOR, XOR_FACTOR_LOG_P, XOR_FACTOR_SE, hadamard, hadamard_case,
                                             hadamard_union_case, measure_xor_factor, uniform_constant_case,
-                                            xor_copies_case)
+                                            xor_copies_case, xor_first_copies_score)
 from volume.estimators.rare_event import MOVES, _move, block_index, monte_carlo_score, rare_event, splitting
 from volume.estimators.scores import min_score, target_margin_score
 from volume.nets import MLP, Composite, ResidualMLP
@@ -424,7 +424,7 @@ def test_coverage_over_fifty_exact_cases():
 def test_conditional_continued_on_xor_copies(k, j, seed):
     # P(all k copies XOR | the first j do) = p^(k - j): the same bar as the joint's.
     case = xor_copies_case(k)
-    first = min_score(*[target_margin_score(case.arch, XOR_X_FLOAT, XOR, output=i) for i in range(j)])
+    first = xor_first_copies_score(case.arch, j)
     res = conditional(case.score, first, case.arch, case.prior, seed=seed, n_particles=250, n_runs=8, n_moves=160,
                       population=False, progress=False)
     est, exact = res.estimate, (k - j) * XOR_FACTOR_LOG_P

@@ -180,3 +180,24 @@ def test_sweeps_run_side_by_side_only_with_a_parallel_launcher(tmp_path, monkeyp
     started = [name for event, name in FakeSweep.log if event == "start"]
     assert started == ([str(tmp_path / "interrupt")] if launcher == "basic" else [str(tmp_path / "interrupt"), str(b)])
     assert all(("terminate", name) in FakeSweep.log for name in started)
+
+
+def test_xor_seeds_measures_against_the_truth_and_resumes(tmp_path, monkeypatch):
+    import xor_seeds
+    from volume.estimators.ground_truth import XOR_FACTOR_LOG_P
+
+    row = xor_seeds.measure(5, 2, seed=7, moves="unit_only", n_moves=5)  # a real conditional run, small budget
+    assert row["exact"] == 3 * XOR_FACTOR_LOG_P and row["error"] == row["log_p"] - row["exact"]
+    assert row["covered"] == (row["bound"] == "" and row["ci_low"] <= row["exact"] <= row["ci_high"])
+    calls = []
+
+    def fake(k, j, seed, moves, n_moves):  # a made-up estimate; what matters here is which cases run
+        calls.append((seed, k, j))
+        return {**row, "seed": seed, "k": k, "j": j, "moves": moves, "n_moves": n_moves}
+
+    monkeypatch.setattr(xor_seeds, "measure", fake)
+    for seeds in (["1"], ["1", "2"]):  # the second call resumes: only seed 2's cases run
+        monkeypatch.setattr(sys, "argv", ["xor_seeds.py", "--seeds", *seeds, "--out", str(tmp_path)])
+        xor_seeds.main()
+    assert calls == [(s, k, j) for s in (1, 2) for k, j in xor_seeds.CASES]
+    assert len(pd.read_csv(tmp_path / "xor_seeds.csv")) == 8 and (tmp_path / "xor_seeds.png").exists()
