@@ -87,6 +87,7 @@ BAD = [
     ("experiment.shallow", (*LLAMA, "experiment.shallow=maybe")),
     ("experiment.controls", (*LLAMA, "experiment.controls=maybe")),
     ("experiment.n_classes_sampled", (*LLAMA, "experiment.n_classes_sampled=0")),
+    ("experiment.only", (*LLAMA, "experiment.only=[deep_99]")),
     ("experiment.widths", (*MODE, "experiment.widths=[0]")),
     ("experiment.depth", (*MODE, "experiment.depth=0")),
     ("experiment.n_train", (*MODE, "experiment.n_train=0")),
