@@ -28,9 +28,9 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
-# The published figures: docs/figures/{llamaizer,depth}.{png,csv}; raw runs in figures/NAME/BUDGET (git-ignored).
+# The published figures: docs/figures/{llamaizer,depth,depth_budget}.{png,csv}; raw runs in figures/NAME/BUDGET (git-ignored).
 figures: $(STAMP)
-	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) sweeps/reproduce_all.py --only llamaizer depth --budget $(BUDGET) \
+	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) sweeps/reproduce_all.py --only llamaizer depth depth_budget --budget $(BUDGET) \
 		--publish docs/figures $(FIGURE_ARGS)
 
 clean:

@@ -24,7 +24,7 @@ PRINTS = {"depth": ["tau = 0.3, L = 4", "tau = 0.5, L = 4", "tau = 0.4:   serial
                         "width: deep -log2 sum_h P(h | target)"]}
 
 
-PUBLISHED = ("llamaizer", "depth")  # what `make figures` publishes to docs/figures
+PUBLISHED = ("llamaizer", "depth", "depth_budget")  # what `make figures` publishes to docs/figures, in order
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -90,7 +90,7 @@ def test_make_figures_runs_exactly_the_publishing_scripts():
                             check=True).stdout
     line = next(line for line in recipe.replace("\\\n", " ").splitlines() if "reproduce_all.py" in line)
     args = line.split()
-    assert args[args.index("--only") + 1 : args.index("--only") + 3] == list(PUBLISHED)
+    assert args[args.index("--only") + 1 : args.index("--only") + 1 + len(PUBLISHED)] == list(PUBLISHED)
     assert args[args.index("--budget") + 1] == "quick" and args[args.index("--publish") + 1] == "docs/figures"
     assert all(name in SCRIPTS for name in PUBLISHED)
     assert "/figures/" in (ROOT / ".gitignore").read_text().split()  # raw runs out of git, docs/figures in
@@ -201,3 +201,18 @@ def test_xor_seeds_measures_against_the_truth_and_resumes(tmp_path, monkeypatch)
         xor_seeds.main()
     assert calls == [(s, k, j) for s in (1, 2) for k, j in xor_seeds.CASES]
     assert len(pd.read_csv(tmp_path / "xor_seeds.csv")) == 8 and (tmp_path / "xor_seeds.png").exists()
+
+
+def test_depth_budget_labels_and_published_rows():
+    import fig_depth
+    import fig_depth_budget as fb
+
+    assert fb.label(fig_depth.BUDGET["default"]) == "250 x 12 x 100 unit"  # moves from conf/experiment/depth.yaml
+    assert fb.label(fb.LARGE["large"]) == "1000 x 12 x 100 unit_only"
+    rows = fb.published_rows(ROOT / "docs" / "figures" / "depth.csv", [3, 4])
+    assert sorted((r["L"], r["series"]) for r in rows) == sorted(
+        (L, s) for L in (3, 4) for s in (*fb.SERIES, fb.RATIO))  # tau = 0.4 only: the tau panel's L = 4 rows dropped
+    ratio = {r["L"]: r for r in rows if r["series"] == fb.RATIO}
+    joint = {(r["L"], r["series"]): r["log_p"] for r in rows}
+    for L in (3, 4):  # the ratio is the difference of the joints (P(target) cancels); the CSV keeps 10 digits
+        assert ratio[L]["log_p"] == pytest.approx(joint[L, "parallel_joint"] - joint[L, "serial_joint"], abs=1e-6)
