@@ -60,6 +60,15 @@ def depth_tables(t: pd.DataFrame) -> str:
     return "\n\n".join(out)
 
 
+def depth_budget_tables(t: pd.DataFrame) -> str:
+    """Per L and budget: log P(parity), the two joints and their log ratio (published vs large)."""
+    cols = ["target", "serial_joint", "parallel_joint", "ratio_parallel_serial"]
+    lines = [[f"{L:g}", budget, *(pick(g, c) for c in cols)]
+             for (L, budget), g in t.sort_values("L", kind="stable").groupby(["L", "budget"], sort=False)]
+    return table(["L", "budget (chains x runs x moves)", "log P(parity)", "log P(serial, parity)",
+                  "log P(parallel, parity)", "log ratio par/ser"], lines)
+
+
 def llamaizer_tables(t: pd.DataFrame) -> str:
     """The sums over h and every control, per m, at the m panel's widths; then the sums per shape at m = 2."""
     main = t[t["hidden"] == MAIN_HIDDEN]
@@ -118,12 +127,13 @@ def target_rows(name: str, t: pd.DataFrame) -> list[list[str]]:
 
 
 def main(folder: Path) -> None:
+    render = {"llamaizer": llamaizer_tables, "depth": depth_tables, "depth_budget": depth_budget_tables}
     tables = {name: pd.read_csv(folder / f"{name}.csv", keep_default_na=False, na_values=[""])
-              for name in TARGETS if (folder / f"{name}.csv").exists()}
-    for name, render in (("llamaizer", llamaizer_tables), ("depth", depth_tables)):
-        if name in tables:
-            print(f"### {name}\n\n{render(tables[name])}\n\n{cost(name, tables[name])}\n")
-    lines = [line for name, t in tables.items() for line in target_rows(name, t)]
+              for name in render if (folder / f"{name}.csv").exists()}
+    for name, t in tables.items():
+        measured = t[~t["budget"].str.startswith("published")] if "budget" in t.columns else t  # its own runs' cost
+        print(f"### {name}\n\n{render[name](t)}\n\n{cost(name, measured)}\n")
+    lines = [line for name, t in tables.items() if name in TARGETS for line in target_rows(name, t)]
     print("### targets\n\n" + table(["quantity", "measured (95%)", "width", "target", "runs/class", "runs needed",
                                        "evaluations", "hours at the measured rate"], lines))
 

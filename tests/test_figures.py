@@ -107,6 +107,16 @@ def test_results_tables_cells_and_extrapolation():
     # width 20 -> 4 needs (20/4)^2 = 25x the runs and evaluations; a width already met needs no more
     assert rt.needs(20.0, 4.0, 4, 1e6) == (100, 25e6)
     assert rt.needs(2.0, 4.0, 4, 1e6) == (4, 1e6)
+    # depth_budget: one line per (L, budget), published first as in the CSV, each series in its column
+    rows = [{**row, "L": L, "budget": b, "series": s, "log_p": float(-L - k)}
+            for L in (4, 3) for b in ("published: a", "large: b")
+            for k, s in enumerate(("target", "serial_joint", "parallel_joint", "ratio_parallel_serial"))]
+    lines = rt.depth_budget_tables(pd.DataFrame(rows)).splitlines()[2:]
+    assert [line.split(" | ")[:3] for line in lines] == [["| 3", "published: a", "-3.00 [-4.50, -1.00]*"],
+                                                        ["| 3", "large: b", "-3.00 [-4.50, -1.00]*"],
+                                                        ["| 4", "published: a", "-4.00 [-4.50, -1.00]*"],
+                                                        ["| 4", "large: b", "-4.00 [-4.50, -1.00]*"]]
+    assert lines[0].split(" | ")[-1] == "-6.00 [-4.50, -1.00]* |"  # the ratio column
 
 
 def test_budgets_set_the_sweeps():
