@@ -4,7 +4,7 @@ Every number of the published depth figure (sweeps/fig_depth.py, default budget)
 its runs spread 3-11x what independent samples give, and the target's estimate rises with the
 budget (docs/estimators.md, "Depth's target"), so trapped runs pull the joints low. A log
 ratio is robust to that only if both joints are pulled alike. This figure re-measures log
-P(parity), the serial and parallel joints and their log ratio at L = 3, 4 (tau = 0.4) with 4x
+P(parity), the serial and parallel joints and their log ratio at L = 3..6 (tau = 0.4) with 4x
 the chains and unit_only moves (LARGE: 1,000 chains x 12 runs x 100 moves) and draws each
 next to the published value (read from docs/figures/depth.csv, or --published-csv):
 (a) the log ratio against L with the two counting predictions; (b) log P(target) and the
@@ -65,7 +65,7 @@ def draw(ax, rows: list[dict], series: str, x_shift: float, color: str, marker: 
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--blocks", default="3,4", help="L values, comma-separated (default 3,4)")
+    p.add_argument("--blocks", default="3,4,5,6", help="L values, comma-separated (default 3,4,5,6)")
     p.add_argument("--published-csv", default=ROOT / "docs" / "figures" / "depth.csv",
                    help="the published depth figure's CSV to compare with")
     args = p.parse_args()
