@@ -13,6 +13,8 @@ budget; --quick: tiny budget at L = 3 (bounds likely), compared with the default
 depth_budget.png and depth_budget.csv there (run it after fig_depth.py: `make figures` does)."""
 from __future__ import annotations
 
+import argparse
+import math
 import time
 
 import matplotlib
@@ -53,7 +55,18 @@ def published_rows(csv, blocks: list[int], budget_name: str = "default") -> list
 def spread(row: dict) -> str:
     """'; runs spread Nx the ideal' for a splitting estimate (a ratio has no spread of its own)."""
     value = _num(row.get("spread_vs_ideal"))
-    return "" if value != value else f"; runs spread {value:.1f}x the ideal"
+    return "" if math.isnan(value) else f"; runs spread {value:.1f}x the ideal"
+
+
+def block_counts(text: str) -> list[int]:
+    """--blocks: comma-separated L >= 1, checked before any run starts."""
+    try:
+        blocks = [int(b) for b in text.split(",")]
+    except ValueError:
+        blocks = []
+    if not blocks or min(blocks) < 1:
+        raise argparse.ArgumentTypeError(f"comma-separated integers >= 1 (e.g. 3,4,5,6), got {text!r}")
+    return blocks
 
 
 def draw(ax, rows: list[dict], series: str, x_shift: float, color: str, marker: str, name: str) -> None:
@@ -65,20 +78,22 @@ def draw(ax, rows: list[dict], series: str, x_shift: float, color: str, marker: 
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--blocks", default="3,4,5,6", help="L values, comma-separated (default 3,4,5,6)")
+    p.add_argument("--blocks", type=block_counts, default=[3, 4, 5, 6],
+                   help="L values, comma-separated (default 3,4,5,6)")
     p.add_argument("--published-csv", default=ROOT / "docs" / "figures" / "depth.csv",
                    help="the published depth figure's CSV to compare with")
     args = p.parse_args()
     quick = budget(args) == "quick"
-    blocks = "3" if quick else args.blocks
+    blocks = [3] if quick else args.blocks
     large = LARGE["quick" if quick else "large"]
     out = out_dir(args, "depth_budget")
     start = time.perf_counter()
-    jobs = run_sweep(out / "runs", ["experiment=depth", "experiment.classes=[serial,parallel]", f"experiment.tau={TAU}",
-                                    *large, f"model.n_blocks={blocks}"], args.launcher, args.launcher_overrides)
+    overrides = ["experiment=depth", "experiment.classes=[serial,parallel]", f"experiment.tau={TAU}", *large,
+                 "model.n_blocks=" + ",".join(map(str, blocks))]
+    jobs = run_sweep(out / "runs", overrides, args.launcher, args.launcher_overrides)
     runs = [(load(j)["summary"], read_classes(j), load(j)["estimates"]) for j in jobs]
     measured = [r for r in table(runs) if r["series"] in (*SERIES, RATIO)]
-    rows = published_rows(args.published_csv, [int(b) for b in blocks.split(",")], "default" if quick else budget(args))
+    rows = published_rows(args.published_csv, blocks, "default" if quick else budget(args))
     rows += [{**r, "budget": "large: " + label(large)} for r in measured]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     budgets = list(dict.fromkeys(r["budget"] for r in rows))

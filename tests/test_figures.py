@@ -1,6 +1,7 @@
 """`python sweeps/reproduce_all.py --quick --only NAME` regenerates each figure end to end
 (one test per figure script, so `-k depth` runs one); the counting figures also publish
 their PNG + CSV; `make figures` runs exactly the publishing scripts."""
+import argparse
 import os
 import subprocess
 import sys
@@ -219,6 +220,10 @@ def test_depth_budget_labels_and_published_rows():
 
     assert fb.label(fig_depth.BUDGET["default"]) == "250 x 12 x 100 unit"  # moves from conf/experiment/depth.yaml
     assert fb.label(fb.LARGE["large"]) == "1000 x 12 x 100 unit_only"
+    assert fb.block_counts("3,4,5,6") == [3, 4, 5, 6]
+    for bad in ("3,x", "0,3", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="comma-separated integers >= 1"):
+            fb.block_counts(bad)
     rows = fb.published_rows(ROOT / "docs" / "figures" / "depth.csv", [3, 4])
     assert sorted((r["L"], r["series"]) for r in rows) == sorted(
         (L, s) for L in (3, 4) for s in (*fb.SERIES, fb.RATIO))  # tau = 0.4 only: the tau panel's L = 4 rows dropped
