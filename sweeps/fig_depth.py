@@ -60,6 +60,15 @@ def _columns(ests: list[dict], x) -> tuple:
     return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
 
 
+def read_runs(jobs: list) -> list[tuple]:
+    """(summary, classes frame, estimates) of each finished job directory, results.json read once."""
+    runs = []
+    for job in jobs:
+        record = load(job)
+        runs.append((record["summary"], read_classes(job), record["estimates"]))
+    return runs
+
+
 def table(runs: list) -> list[dict]:
     """The published CSV's rows: per run (L, block width, tau), log P(target) (with the run's
     cost), the parallel/serial log ratio with both counting predictions, and per class log
@@ -118,8 +127,7 @@ def main() -> None:
     start = time.perf_counter()
     sweeps = run_sweeps(list(zip((out / "runs", out / "runs_tau"), settings(budget(args)))), args.launcher,
                         args.launcher_overrides)
-    runs, tau_runs = ([(load(j)["summary"], read_classes(j), load(j)["estimates"]) for j in jobs]
-                      for jobs in sweeps)
+    runs, tau_runs = (read_runs(jobs) for jobs in sweeps)
     rows = table(runs + tau_runs)
     tau_runs += [r for r in runs if r[0]["n_blocks"] == TAU_L]
     runs.sort(key=lambda r: (r[0]["block_width"], r[0]["n_blocks"]))

@@ -24,9 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from common import ROOT, budget, load, out_dir, parser, run_sweep, save_figure  # noqa: E402
-from fig_depth import BUDGET, _num, table  # noqa: E402
-from volume.plots import plot_estimates, read_classes  # noqa: E402
+from common import ROOT, budget, out_dir, parser, run_sweep, save_figure  # noqa: E402
+from fig_depth import BUDGET, _num, read_runs, table  # noqa: E402
+from volume.plots import plot_estimates  # noqa: E402
 
 LARGE = {"quick": ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2",
                    "estimator.moves=unit_only", "estimator.max_levels=30"],
@@ -91,8 +91,7 @@ def main() -> None:
     overrides = ["experiment=depth", "experiment.classes=[serial,parallel]", f"experiment.tau={TAU}", *large,
                  "model.n_blocks=" + ",".join(map(str, blocks))]
     jobs = run_sweep(out / "runs", overrides, args.launcher, args.launcher_overrides)
-    runs = [(load(j)["summary"], read_classes(j), load(j)["estimates"]) for j in jobs]
-    measured = [r for r in table(runs) if r["series"] in (*SERIES, RATIO)]
+    measured = [r for r in table(read_runs(jobs)) if r["series"] in (*SERIES, RATIO)]
     rows = published_rows(args.published_csv, blocks, "default" if quick else budget(args))
     rows += [{**r, "budget": "large: " + label(large)} for r in measured]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
