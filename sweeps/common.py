@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -23,6 +24,8 @@ LAUNCHERS = ("basic", "joblib", "local", "slurm", "ray")
 BUDGETS = ("quick", "default", "night")
 ESTIMATE_COLUMNS = ("log_p", "ci_low", "ci_high", "n_evals", "bound", "reliable")
 MAX_PNG_BYTES = 300_000
+# fig_depth_budget labels the published depth figure's rows "PUBLISHED: budget"; results_tables keeps them apart
+PUBLISHED = "published"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -50,6 +53,19 @@ def out_dir(args: argparse.Namespace, name: str) -> Path:
     """Where a counting figure's runs and figure go: --out, else figures/NAME/BUDGET (git-ignored;
     one folder per budget, so runs of one budget are never reused for another)."""
     return args.out or ROOT / "figures" / name / budget(args)
+
+
+def number(value) -> float:
+    """A results.json / CSV cell as a float: None (no estimate) becomes NaN."""
+    return math.nan if value is None else float(value)
+
+
+def estimate_text(est: dict | None) -> str:
+    """An Estimate-like dict as 'log_p [ci_low, ci_high]' (nats), with its bound if it is one."""
+    if est is None or est["log_p"] is None:
+        return "n/a"
+    bound = f" ({est['bound']} bound)" if est.get("bound") else ""
+    return f"{number(est['log_p']):.2f} [{number(est['ci'][0]):.2f}, {number(est['ci'][1]):.2f}]{bound}"
 
 
 def estimate_fields(est: dict | None) -> dict:

@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
-                    parser, run_sweeps, save_figure)
+from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, estimate_text, load,  # noqa: E402
+                    number, out_dir, parser, run_sweeps, save_figure)
 from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
 
 LOG10 = math.log(10)
@@ -49,9 +49,6 @@ def settings(budget: str) -> list[list[str]]:
     return [base + [f"model.n_blocks={blocks}"],
             base + [f"model.n_blocks={TAU_L}", "experiment.tau=" + ",".join(map(str, TAUS))]]
 
-
-def _num(v) -> float:
-    return math.nan if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
 def _columns(ests: list[dict], x) -> tuple:
@@ -101,16 +98,15 @@ def tau_panel(ax, runs: list) -> None:
     rows = pd.concat([frame for _, frame, _ in runs], ignore_index=True).sort_values("tau")
     for s, _, _ in sorted(runs, key=lambda r: r[0]["tau"]):
         r = s["log_ratio_parallel_serial"]
-        ratio = "n/a" if r is None else f"{_num(r['log_p']):.2f} [{_num(r['ci'][0]):.2f}, {_num(r['ci'][1]):.2f}]"
         print(f"tau = {s['tau']}, L = {s['n_blocks']}, w = {s['block_width']}: log ratio parallel/serial = "
-              f"{ratio}{' (' + r['bound'] + ' bound)' if r and r['bound'] else ''}")
+              f"{estimate_text(r)}")
     for k, (name, part) in enumerate(rows.groupby("class", sort=False)):
         shift = 0.008 * (k - 1)  # side by side
         plot_estimates(ax, part["tau"] + shift, part["log_p"] / LOG10, part["ci_low"] / LOG10, part["ci_high"] / LOG10,
                        part["bound"], part["reliable"], color=f"C{k}", marker=MARKERS.get(name, "o"), label=name)
         for _, row in part.iterrows():
-            print(f"tau = {row['tau']}: {name:>8}: log P(class | target) = {_num(row['log_p']):.2f} "
-                  f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound']}"
+            print(f"tau = {row['tau']}: {name:>8}: log P(class | target) = {number(row['log_p']):.2f} "
+                  f"[{number(row['ci_low']):.2f}, {number(row['ci_high']):.2f}] {row['bound']}"
                   f"; joint {row['log_p_joint']:.2f}; {row['n_evals']:,} evals")
     if not ax.get_lines():
         ax.text(0.5, 0.5, "target not reached: no conditional", ha="center", transform=ax.transAxes)
@@ -139,22 +135,22 @@ def main() -> None:
         L = np.array([s["n_blocks"] for s, _, _ in part])
         for key, style, label in (("predicted_log_ratio_one", "--", "one tree / one chain"),
                                   ("predicted_log_ratio_all", ":", "all trees / all chains")):
-            axes[0].plot(L, [_num(s[key]) / LOG10 for s, _, _ in part], style, color=color,
+            axes[0].plot(L, [number(s[key]) / LOG10 for s, _, _ in part], style, color=color,
                          label=f"w = {width}: counting, {label}")
         for s, frame, _ in part:
             r = s["log_ratio_parallel_serial"]
             t = s["log_p_target"]
-            print(f"L = {s['n_blocks']}, w = {width}: log P(target) = {_num(t['log_p']):.2f}"
-                  f"{' (upper bound: not reached)' if t['bound'] else ''} [{_num(t['ci'][0]):.2f}, {_num(t['ci'][1]):.2f}]"
-                  f"; log ratio parallel/serial = {'n/a' if r is None else round(_num(r['log_p']), 2)}"
-                  f"{'' if r is None or not r['bound'] else ' (' + r['bound'] + ' bound)'}; predicted "
-                  f"{_num(s['predicted_log_ratio_one']):.2f} (one) / {_num(s['predicted_log_ratio_all']):.2f} (all); "
+            print(f"L = {s['n_blocks']}, w = {width}: log P(target) = {estimate_text(t)}"
+                  f"; log ratio parallel/serial = {estimate_text(r)}; predicted "
+                  f"{number(s['predicted_log_ratio_one']):.2f} (one) / "
+                  f"{number(s['predicted_log_ratio_all']):.2f} (all); "
                   f"{s['n_evals']:,} evals in {s['seconds']:.0f} s")
             for _, row in frame.iterrows():
-                print(f"    {row['class']:>8}: log P(class | target) = {_num(row['log_p']):.2f} "
-                      f"[{_num(row['ci_low']):.2f}, {_num(row['ci_high']):.2f}] {row['bound']}"
+                print(f"    {row['class']:>8}: log P(class | target) = {number(row['log_p']):.2f} "
+                      f"[{number(row['ci_low']):.2f}, {number(row['ci_high']):.2f}] {row['bound']}"
                       f"; joint {row['log_p_joint']:.2f}; {row['n_evals']:,} evals; confirmed by ablation "
-                      f"{_num(row.get('frac_confirmed')):.2f}; mean path length {_num(row.get('mean_path_length')):.2f}")
+                      f"{number(row.get('frac_confirmed')):.2f}; "
+                      f"mean path length {number(row.get('mean_path_length')):.2f}")
         ratios = [(s["n_blocks"], s["log_ratio_parallel_serial"]) for s, _, _ in part if s["log_ratio_parallel_serial"]]
         if ratios:
             plot_estimates(axes[0], *_columns([r for _, r in ratios], [x for x, _ in ratios]), color=color,

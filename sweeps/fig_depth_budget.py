@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from common import ROOT, budget, out_dir, parser, run_sweep, save_figure  # noqa: E402
-from fig_depth import BUDGET, _num, read_runs, table  # noqa: E402
+from common import PUBLISHED, ROOT, budget, number, out_dir, parser, run_sweep, save_figure  # noqa: E402
+from fig_depth import BUDGET, read_runs, table  # noqa: E402
 from volume.plots import plot_estimates  # noqa: E402
 
 LARGE = {"quick": ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2",
@@ -49,12 +49,12 @@ def published_rows(csv, blocks: list[int], budget_name: str = "default") -> list
     (made at fig_depth's budget BUDGET_NAME: `make figures` runs both at one budget)."""
     frame = pd.read_csv(csv, dtype={"bound": str}).fillna({"bound": ""})
     keep = frame["series"].isin([*SERIES, RATIO]) & frame["L"].isin(blocks) & (frame["tau"] == TAU)
-    return frame[keep].assign(budget="published: " + label(BUDGET[budget_name])).to_dict("records")
+    return frame[keep].assign(budget=f"{PUBLISHED}: " + label(BUDGET[budget_name])).to_dict("records")
 
 
 def spread(row: dict) -> str:
     """'; runs spread Nx the ideal' for a splitting estimate (a ratio has no spread of its own)."""
-    value = _num(row.get("spread_vs_ideal"))
+    value = number(row.get("spread_vs_ideal"))
     return "" if math.isnan(value) else f"; runs spread {value:.1f}x the ideal"
 
 
@@ -107,9 +107,9 @@ def main() -> None:
         for series, color in SERIES.items():
             draw(axes[1], in_budget, series, shift, color, marker, f"{series}, {name.split(':')[0]}")
         for r in in_budget:
-            print(f"L = {r['L']}, {name}: {r['series']:>21} {_num(r['log_p']):8.2f} [{_num(r['ci_low']):.2f}, "
-                  f"{_num(r['ci_high']):.2f}]{' ' + r['bound'] if r['bound'] else ''}"
-                  f"{'' if r['reliable'] else ' (unreliable)'}{spread(r)}; {_num(r['n_evals']):,.0f} evals")
+            print(f"L = {r['L']}, {name}: {r['series']:>21} {number(r['log_p']):8.2f} [{number(r['ci_low']):.2f}, "
+                  f"{number(r['ci_high']):.2f}]{' ' + r['bound'] if r['bound'] else ''}"
+                  f"{'' if r['reliable'] else ' (unreliable)'}{spread(r)}; {number(r['n_evals']):,.0f} evals")
     axes[0].set(xlabel="blocks L", ylabel="log P(parallel | parity) - log P(serial | parity) (nats)",
                 title="(a) parallel / serial by splitting budget")
     axes[1].set(xlabel="blocks L", ylabel="log P (nats)",

@@ -28,8 +28,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, load, out_dir,  # noqa: E402
-                    parser, run_sweeps, save_figure)
+from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, estimate_text, load,  # noqa: E402
+                    number, out_dir, parser, run_sweeps, save_figure)
 from volume.experiments.llamaizer import LAYER_CONTROLS  # noqa: E402
 from volume.plots import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
 
@@ -90,16 +90,6 @@ def slope_bound(points: list[tuple[float, dict]]) -> tuple[float, float, float] 
     return min(pairs, default=None)
 
 
-def _num(v) -> float:
-    return math.nan if v is None else float(v)
-
-
-def _fmt(est: dict | None) -> str:
-    if est is None or est["log_p"] is None:
-        return "n/a"
-    bound = f" ({est['bound']} bound)" if est.get("bound") else ""
-    return f"{_num(est['log_p']):.2f} [{_num(est['ci'][0]):.2f}, {_num(est['ci'][1]):.2f}]{bound}"
-
 
 def _columns(ests: list[dict | None], x) -> tuple:
     """(x, log10 P, low, high, bound, reliable) for plot_estimates."""
@@ -118,7 +108,7 @@ def union_interval(ax, x: np.ndarray, unions: list[dict], color: str, kind: str)
     max_h P(h) to min(1, sum_h P(h)) (their points, in log10; none without a measured class,
     where only the sum's bound is known), and the MCMC cross-check sum_h P(h) E[1/N | h] (x)."""
     low = np.array([np.nan if u["low"] is None else u["low"]["log_p"] for u in unions], float) / LOG10
-    high = np.array([_num(u["high"]["log_p"]) for u in unions]) / LOG10
+    high = np.array([number(u["high"]["log_p"]) for u in unions]) / LOG10
     both = np.isfinite(low) & np.isfinite(high)
     ax.vlines(x[both], low[both], high[both], color=color, lw=6, alpha=0.25,
               label=f"{kind}: P(some {kind} llama) in [max_h, min(1, sum_h)]")
@@ -216,7 +206,7 @@ def main() -> None:
             continue
         frames.append(frame)
         t = s["log_p_target"]
-        print(f"m = {m}: log P(target) = {_num(t['log_p']):.2f} [{_num(t['ci'][0]):.2f}, {_num(t['ci'][1]):.2f}] "
+        print(f"m = {m}: log P(target) = {estimate_text(t)} "
               f"({t['n_evals']:,} evals); run total {s['n_evals']:,} evals in {s['seconds']:.0f} s")
         for kind in curves:
             if kind not in s or s[kind]["n_functions"] == 0:
@@ -225,12 +215,14 @@ def main() -> None:
             tot, u = k["sum_over_h"], k["union"]
             curves[kind].append((math.log(k["n_functions"]), tot, u))
             print(f"  {kind}: |H| = {k['n_functions']:,}, {k['n_classes_measured']} classes"
-                  f"{' (sampled)' if k['sampled'] else ''}; log sum_h P(h | target) = {_fmt(tot)}; "
-                  f"P(some {kind} llama | target) in [max_h {_fmt(u['low'])}, min(1, sum) {_fmt(u['high'])}]; "
-                  f"cross-check sum_h P(h) E[1/N | h] = {_fmt(u['cross_check'])}")
+                  f"{' (sampled)' if k['sampled'] else ''}; log sum_h P(h | target) = {estimate_text(tot)}; "
+                  f"P(some {kind} llama | target) in [max_h {estimate_text(u['low'])}, "
+                  f"min(1, sum) {estimate_text(u['high'])}]; "
+                  f"cross-check sum_h P(h) E[1/N | h] = {estimate_text(u['cross_check'])}")
         if "any_llama" in s:
             u = s["any_llama"]
-            print(f"  any llama: P in [{_fmt(u['low'])}, {_fmt(u['high'])}]; cross-check {_fmt(u['cross_check'])}")
+            print(f"  any llama: P in [{estimate_text(u['low'])}, {estimate_text(u['high'])}]; "
+                  f"cross-check {estimate_text(u['cross_check'])}")
         print(f"  P(direct | target) >= exp({s.get('direct_lower_bound')}) (1 - union bound; None = vacuous); "
               f"labels of MCMC samples inside the target (cross-check only): {s.get('labels_in_target_population')}")
     # (a) log P vs log |H|
@@ -246,7 +238,7 @@ def main() -> None:
         if est:  # anchored at the first estimate, never at a bound
             ax.plot(x, est[0][1]["log_p"] / LOG10 + (x - est[0][0]), "--", color=color, lw=0.8, alpha=0.7,
                     label=f"{kind}: naive counting, slope 1")
-        fit = slope([(p[0], _num(p[1]["log_p"]), _num(p[1]["ci"][0]), _num(p[1]["ci"][1]))
+        fit = slope([(p[0], number(p[1]["log_p"]), number(p[1]["ci"][0]), number(p[1]["ci"][1]))
                      for p in pts if p[1]["bound"] is None])
         if fit:
             print(f"{kind}: slope of log P(sum over h | target) vs log |H_m| = {fit[0]:.2f} "

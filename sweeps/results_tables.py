@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import PUBLISHED, ROOT
+
 # figure -> (series, target width in its units, what the row is)
 TARGETS = {"llamaizer": (("sum_deep", 10.0, "deep llama sum, m = {m:g}"), ("slope_deep", 0.6, "deep slope"),
                          ("slope_shallow", 0.6, "shallow slope")),
@@ -131,7 +132,7 @@ def main(folder: Path) -> None:
     tables = {name: pd.read_csv(folder / f"{name}.csv", keep_default_na=False, na_values=[""])
               for name in render if (folder / f"{name}.csv").exists()}
     for name, t in tables.items():
-        measured = t[~t["budget"].str.startswith("published")] if "budget" in t.columns else t  # its own runs' cost
+        measured = t[~t["budget"].str.startswith(PUBLISHED)] if "budget" in t.columns else t  # its own runs' cost
         print(f"### {name}\n\n{render[name](t)}\n\n{cost(name, measured)}\n")
     lines = [line for name, t in tables.items() if name in TARGETS for line in target_rows(name, t)]
     print("### targets\n\n" + table(["quantity", "measured (95%)", "width", "target", "runs/class", "runs needed",

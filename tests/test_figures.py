@@ -5,6 +5,7 @@ import argparse
 import os
 import subprocess
 import sys
+import warnings
 
 import matplotlib
 import numpy as np
@@ -231,3 +232,18 @@ def test_depth_budget_labels_and_published_rows():
     joint = {(r["L"], r["series"]): r["log_p"] for r in rows}
     for L in (3, 4):  # the ratio is the difference of the joints (P(target) cancels); the CSV keeps 10 digits
         assert ratio[L]["log_p"] == pytest.approx(joint[L, "parallel_joint"] - joint[L, "serial_joint"], abs=1e-6)
+
+
+def test_finish_figure_legend_only_for_labelled_artists(tmp_path):
+    """A panel with nothing labelled (e.g. a llamaizer run whose target was never reached) gets
+    no legend and no matplotlib warning; a labelled one gets its legend."""
+    from volume.results import finish_figure
+
+    for labelled in (False, True):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1], label="drawn" if labelled else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert finish_figure(fig, tmp_path / f"{labelled}.png", ax, legend_size=6) == f"{labelled}.png"
+        assert (ax.get_legend() is not None) == labelled
+        assert (tmp_path / f"{labelled}.png").stat().st_size > 0

@@ -134,7 +134,7 @@ def finish_figure(fig, path: Path, ax=None, xlabel: str = "", ylabel: str = "", 
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=title_size)
-        if legend_size:
+        if legend_size and ax.get_legend_handles_labels()[0]:  # a run that drew nothing labelled has no legend
             ax.legend(fontsize=legend_size)
     save_figure(path, fig)
     plt.close(fig)
