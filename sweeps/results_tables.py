@@ -23,7 +23,8 @@ from common import PUBLISHED, ROOT
 # figure -> (series, target width in its units, what the row is)
 TARGETS = {"llamaizer": (("sum_deep", 10.0, "deep llama sum, m = {m:g}"), ("slope_deep", 0.6, "deep slope"),
                          ("slope_shallow", 0.6, "shallow slope")),
-           "depth": (("ratio_parallel_serial", 4.0, "depth ratio, L = {L:g}, tau = {tau:g}"),)}
+           "depth": (("ratio_parallel_serial", 4.0, "depth ratio, L = {L:g}, tau = {tau:g}"),),
+           "depth_budget": (("ratio_parallel_serial", 4.0, "depth ratio, L = {L:g}, {budget}"),)}
 MAIN_HIDDEN = "40-40"  # the llamaizer m panel's widths
 
 
@@ -127,14 +128,18 @@ def target_rows(name: str, t: pd.DataFrame) -> list[list[str]]:
     return out
 
 
+def own_rows(t: pd.DataFrame) -> pd.DataFrame:
+    """A figure's rows without those it copied from another figure (depth_budget's published rows)."""
+    return t[~t["budget"].str.startswith(PUBLISHED)] if "budget" in t.columns else t
+
+
 def main(folder: Path) -> None:
     render = {"llamaizer": llamaizer_tables, "depth": depth_tables, "depth_budget": depth_budget_tables}
     tables = {name: pd.read_csv(folder / f"{name}.csv", keep_default_na=False, na_values=[""])
               for name in render if (folder / f"{name}.csv").exists()}
     for name, t in tables.items():
-        measured = t[~t["budget"].str.startswith(PUBLISHED)] if "budget" in t.columns else t  # its own runs' cost
-        print(f"### {name}\n\n{render[name](t)}\n\n{cost(name, measured)}\n")
-    lines = [line for name, t in tables.items() if name in TARGETS for line in target_rows(name, t)]
+        print(f"### {name}\n\n{render[name](t)}\n\n{cost(name, own_rows(t))}\n")
+    lines = [line for name, t in tables.items() if name in TARGETS for line in target_rows(name, own_rows(t))]
     print("### targets\n\n" + table(["quantity", "measured (95%)", "width", "target", "runs/class", "runs needed",
                                        "evaluations", "hours at the measured rate"], lines))
 

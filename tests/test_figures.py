@@ -119,6 +119,12 @@ def test_results_tables_cells_and_extrapolation():
                                                         ["| 4", "published: a", "-4.00 [-4.50, -1.00]*"],
                                                         ["| 4", "large: b", "-4.00 [-4.50, -1.00]*"]]
     assert lines[0].split(" | ")[-1] == "-6.00 [-4.50, -1.00]* |"  # the ratio column
+    # its targets: only its own runs (the published rows are depth's), one line per L, named by budget
+    runs = pd.DataFrame([{**r, "ci_low": r["log_p"] - 1.0, "ci_high": r["log_p"] + 4.0, "bound": "", "n_runs": 12,
+                          "n_evals": 1e6, "run_n_evals": 2e6, "run_seconds": 10.0} for r in rows])
+    targets = rt.target_rows("depth_budget", rt.own_rows(runs))
+    assert [t[0] for t in targets] == ["depth ratio, L = 4, large: b", "depth ratio, L = 3, large: b"]
+    assert targets[0][2:7] == ["5.0", "4.0", "12", "19", "1.56e+06"]  # 12 runs x (5/4)^2 = 18.75
 
 
 def test_budgets_set_the_sweeps():
