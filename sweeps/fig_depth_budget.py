@@ -4,13 +4,15 @@ Every number of the published depth figure (sweeps/fig_depth.py, default budget)
 its runs spread 3-11x what independent samples give, and the target's estimate rises with the
 budget (docs/estimators.md, "Depth's target"), so trapped runs pull the joints low. A log
 ratio is robust to that only if both joints are pulled alike. This figure re-measures log
-P(parity), the serial and parallel joints and their log ratio at L = 3..6 (tau = 0.4) with 4x
-the chains and unit_only moves (LARGE: 1,000 chains x 12 runs x 100 moves) and draws each
-next to the published value (read from docs/figures/depth.csv, or --published-csv):
-(a) the log ratio against L with the two counting predictions; (b) log P(target) and the
-joints against L. --budget default and night run LARGE and compare with depth.csv made at that
-budget; --quick: tiny budget at L = 3 (bounds likely), compared with the default; --publish DIR writes
-depth_budget.png and depth_budget.csv there (run it after fig_depth.py: `make figures` does)."""
+P(parity), the serial and parallel joints and their log ratio at L = 3..8 (tau = 0.4) and at
+tau = 0.3, 0.5 (L = 4: the depth figure's tau panel) with 4x the chains and unit_only moves
+(LARGE: 1,000 chains x 12 runs x 100 moves) and draws each next to the published value (read
+from docs/figures/depth.csv, or --published-csv): (a) the log ratio against L with the two
+counting predictions; (b) log P(target) and the joints against L; (c) the log ratio against
+tau. --budget default and night run LARGE and compare with depth.csv made at that budget;
+--quick: tiny budget at L = 3 and at tau = 0.5 (L = 4) (bounds likely), compared with the
+default; --publish DIR writes depth_budget.png and depth_budget.csv there (run it after
+fig_depth.py: `make figures` does)."""
 from __future__ import annotations
 
 import argparse
@@ -24,8 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from common import PUBLISHED, ROOT, budget, number, out_dir, parser, run_sweep, save_figure  # noqa: E402
-from fig_depth import BUDGET, read_runs, table  # noqa: E402
+from common import PUBLISHED, ROOT, budget, number, out_dir, parser, run_sweeps, save_figure  # noqa: E402
+from fig_depth import BUDGET, TAU_L, TAUS, read_runs, table  # noqa: E402
 from volume.plots import plot_estimates  # noqa: E402
 
 LARGE = {"quick": ["estimator.n_particles=30", "estimator.n_runs=3", "estimator.n_moves=2",
@@ -44,11 +46,14 @@ def label(overrides: list[str]) -> str:
     return f"{given['n_particles']} x {given['n_runs']} x {given['n_moves']} {moves}"
 
 
-def published_rows(csv, blocks: list[int], budget_name: str = "default") -> list[dict]:
-    """The published depth figure's rows of the compared quantities at these L and tau = TAU
-    (made at fig_depth's budget BUDGET_NAME: `make figures` runs both at one budget)."""
+def published_rows(csv, blocks: list[int], taus: tuple[float, ...], budget_name: str = "default") -> list[dict]:
+    """The published depth figure's rows of the compared quantities at these L and tau = TAU, and
+    at L = TAU_L and these taus (the tau panel), made at fig_depth's budget BUDGET_NAME (`make
+    figures` runs both at one budget)."""
     frame = pd.read_csv(csv, dtype={"bound": str}).fillna({"bound": ""})
-    keep = frame["series"].isin([*SERIES, RATIO]) & frame["L"].isin(blocks) & (frame["tau"] == TAU)
+    at_tau = frame["L"].isin(blocks) & (frame["tau"] == TAU)
+    tau_panel = (frame["L"] == TAU_L) & frame["tau"].isin(taus)
+    keep = frame["series"].isin([*SERIES, RATIO]) & (at_tau | tau_panel)
     return frame[keep].assign(budget=f"{PUBLISHED}: " + label(BUDGET[budget_name])).to_dict("records")
 
 
@@ -69,55 +74,71 @@ def block_counts(text: str) -> list[int]:
     return blocks
 
 
-def draw(ax, rows: list[dict], series: str, x_shift: float, color: str, marker: str, name: str) -> None:
-    part = pd.DataFrame([r for r in rows if r["series"] == series]).sort_values("L")
+def draw(ax, rows: list[dict], series: str, x: str, x_shift: float, color: str, marker: str, name: str) -> None:
+    """One budget's SERIES against x ("L" or "tau"), shifted sideways so budgets do not overlap."""
+    part = pd.DataFrame([r for r in rows if r["series"] == series]).sort_values(x)
     if len(part):
-        plot_estimates(ax, part["L"] + x_shift, part["log_p"], part["ci_low"], part["ci_high"], part["bound"],
+        plot_estimates(ax, part[x] + x_shift, part["log_p"], part["ci_low"], part["ci_high"], part["bound"],
                        part["reliable"], color=color, marker=marker, label=name, line=False)
+
+
+def predictions(ax, ratios: pd.DataFrame, x: str) -> None:
+    """The two placement-count nulls at each x of the ratio rows, and the no-preference line."""
+    for key, style, what in (("predicted_one", "--", "one tree / one chain"), ("predicted_all", ":", "all / all")):
+        ax.plot(ratios[x], ratios[key], ls=style, marker="_", ms=25, color="gray", label=f"counting: {what}")
+    ax.axhline(0, color="k", lw=0.5)
 
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--blocks", type=block_counts, default=[3, 4, 5, 6],
-                   help="L values, comma-separated (default 3,4,5,6)")
+    p.add_argument("--blocks", type=block_counts, default=[3, 4, 5, 6, 7, 8],
+                   help="L values at tau = 0.4, comma-separated (default 3,4,5,6,7,8)")
     p.add_argument("--published-csv", default=ROOT / "docs" / "figures" / "depth.csv",
                    help="the published depth figure's CSV to compare with")
     args = p.parse_args()
     quick = budget(args) == "quick"
-    blocks = [3] if quick else args.blocks
+    blocks, taus = ([3], (0.5,)) if quick else (args.blocks, TAUS)
     large = LARGE["quick" if quick else "large"]
     out = out_dir(args, "depth_budget")
     start = time.perf_counter()
-    overrides = ["experiment=depth", "experiment.classes=[serial,parallel]", f"experiment.tau={TAU}", *large,
-                 "model.n_blocks=" + ",".join(map(str, blocks))]
-    jobs = run_sweep(out / "runs", overrides, args.launcher, args.launcher_overrides)
+    base = ["experiment=depth", "experiment.classes=[serial,parallel]", *large]
+    sweeps = [(out / "runs", [*base, f"experiment.tau={TAU}", "model.n_blocks=" + ",".join(map(str, blocks))]),
+              (out / "runs_tau", [*base, f"model.n_blocks={TAU_L}", "experiment.tau=" + ",".join(map(str, taus))])]
+    jobs = [job for sweep in run_sweeps(sweeps, args.launcher, args.launcher_overrides) for job in sweep]
     measured = [r for r in table(read_runs(jobs)) if r["series"] in (*SERIES, RATIO)]
-    rows = published_rows(args.published_csv, blocks, "default" if quick else budget(args))
+    rows = published_rows(args.published_csv, blocks, taus, "default" if quick else budget(args))
     rows += [{**r, "budget": "large: " + label(large)} for r in measured]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
     budgets = list(dict.fromkeys(r["budget"] for r in rows))
-    ratios = pd.DataFrame([r for r in rows if r["series"] == RATIO]).drop_duplicates("L").sort_values("L")
-    for key, style, what in (("predicted_one", "--", "one tree / one chain"), ("predicted_all", ":", "all / all")):
-        axes[0].plot(ratios["L"], ratios[key], ls=style, marker="_", ms=25, color="gray", label=f"counting: {what}")
-    axes[0].axhline(0, color="k", lw=0.5)
+    ratios = pd.DataFrame([r for r in rows if r["series"] == RATIO])
+    predictions(axes[0], ratios[ratios["tau"] == TAU].drop_duplicates("L").sort_values("L"), "L")
+    predictions(axes[2], ratios[ratios["L"] == TAU_L].drop_duplicates("tau").sort_values("tau"), "tau")
     for k, name in enumerate(budgets):
         in_budget = [r for r in rows if r["budget"] == name]
-        shift, marker = 0.1 * (2 * k - len(budgets) + 1), "os"[k % 2]
-        draw(axes[0], in_budget, RATIO, shift, f"C{k + 2}", marker, name)
-        for series, color in SERIES.items():
-            draw(axes[1], in_budget, series, shift, color, marker, f"{series}, {name.split(':')[0]}")
-        for r in in_budget:
-            print(f"L = {r['L']}, {name}: {r['series']:>21} {number(r['log_p']):8.2f} [{number(r['ci_low']):.2f}, "
-                  f"{number(r['ci_high']):.2f}]{' ' + r['bound'] if r['bound'] else ''}"
+        by_L, by_tau = [r for r in in_budget if r["tau"] == TAU], [r for r in in_budget if r["L"] == TAU_L]
+        side, marker, color = 2 * k - len(budgets) + 1, "os"[k % 2], f"C{k + 2}"
+        draw(axes[0], by_L, RATIO, "L", 0.1 * side, color, marker, name)
+        for series, series_color in SERIES.items():
+            draw(axes[1], by_L, series, "L", 0.1 * side, series_color, marker, f"{series}, {name.split(':')[0]}")
+        draw(axes[2], by_tau, RATIO, "tau", 0.005 * side, color, marker, name)
+        for r in sorted(in_budget, key=lambda r: (r["L"], r["tau"])):
+            print(f"L = {r['L']}, tau = {r['tau']}, {name}: {r['series']:>21} {number(r['log_p']):8.2f} "
+                  f"[{number(r['ci_low']):.2f}, {number(r['ci_high']):.2f}]{' ' + r['bound'] if r['bound'] else ''}"
                   f"{'' if r['reliable'] else ' (unreliable)'}{spread(r)}; {number(r['n_evals']):,.0f} evals")
-    axes[0].set(xlabel="blocks L", ylabel="log P(parallel | parity) - log P(serial | parity) (nats)",
-                title="(a) parallel / serial by splitting budget")
-    axes[1].set(xlabel="blocks L", ylabel="log P (nats)",
-                title="(b) log P(parity) and the joints (o published, s large)")
-    L = sorted({r["L"] for r in rows})
-    for ax in axes:
+    ratio_label = "log P(parallel | parity) - log P(serial | parity) (nats)"
+    axes[0].set(xlabel="blocks L", ylabel=ratio_label)
+    axes[1].set(xlabel="blocks L", ylabel="log P (nats)")
+    axes[2].set(xlabel="tau (share of a block's write power needed to compute chi_S)", ylabel=ratio_label)
+    for ax, title in zip(axes, (f"(a) parallel / serial by budget, tau = {TAU}",
+                                f"(b) log P(parity), joints, tau = {TAU} (o published, s large)",
+                                f"(c) parallel / serial by threshold tau, L = {TAU_L}")):
+        ax.set_title(title, fontsize=9)
+    L = sorted({r["L"] for r in rows if r["tau"] == TAU})
+    for ax in axes[:2]:
         ax.set_xticks(L)
         ax.set_xlim(L[0] - 0.5, L[-1] + 0.5)
+    axes[2].set_xlim(0.25, 0.55)
+    for ax in axes:
         ax.legend(fontsize=6)
     save_figure(fig, out, "depth_budget", rows, args.publish, start)
 

@@ -24,7 +24,7 @@ from common import PUBLISHED, ROOT
 TARGETS = {"llamaizer": (("sum_deep", 10.0, "deep llama sum, m = {m:g}"), ("slope_deep", 0.6, "deep slope"),
                          ("slope_shallow", 0.6, "shallow slope")),
            "depth": (("ratio_parallel_serial", 4.0, "depth ratio, L = {L:g}, tau = {tau:g}"),),
-           "depth_budget": (("ratio_parallel_serial", 4.0, "depth ratio, L = {L:g}, {budget}"),)}
+           "depth_budget": (("ratio_parallel_serial", 4.0, "depth ratio, L = {L:g}, tau = {tau:g}, {budget}"),)}
 MAIN_HIDDEN = "40-40"  # the llamaizer m panel's widths
 
 
@@ -63,11 +63,12 @@ def depth_tables(t: pd.DataFrame) -> str:
 
 
 def depth_budget_tables(t: pd.DataFrame) -> str:
-    """Per L and budget: log P(parity), the two joints and their log ratio (published vs large)."""
+    """Per L, tau and budget: log P(parity), the two joints and their log ratio (published vs large)."""
     cols = ["target", "serial_joint", "parallel_joint", "ratio_parallel_serial"]
-    lines = [[f"{L:g}", budget, *(pick(g, c) for c in cols)]
-             for (L, budget), g in t.sort_values("L", kind="stable").groupby(["L", "budget"], sort=False)]
-    return table(["L", "budget (chains x runs x moves)", "log P(parity)", "log P(serial, parity)",
+    lines = [[f"{L:g}", f"{tau:g}", budget, *(pick(g, c) for c in cols)]
+             for (L, tau, budget), g in t.sort_values(["L", "tau"], kind="stable").groupby(["L", "tau", "budget"],
+                                                                                          sort=False)]
+    return table(["L", "tau", "budget (chains x runs x moves)", "log P(parity)", "log P(serial, parity)",
                   "log P(parallel, parity)", "log ratio par/ser"], lines)
 
 

@@ -22,6 +22,9 @@ import common  # noqa: E402
 SCRIPTS = sorted(p.stem.removeprefix("fig_") for p in (ROOT / "sweeps").glob("fig_*.py"))
 # Lines each script must print besides its timing line (the numbers behind a panel).
 PRINTS = {"depth": ["tau = 0.3, L = 4", "tau = 0.5, L = 4", "tau = 0.4:   serial"],
+          "depth_budget": ["L = 3, tau = 0.4, large: 30 x 3 x 2 unit_only:",
+                           "L = 4, tau = 0.5, large: 30 x 3 x 2 unit_only:",
+                           "L = 4, tau = 0.5, published: 250 x 12 x 100 unit: ratio_parallel_serial"],
           "llamaizer": ["P(some deep llama | target) in [max_h", "cross-check sum_h P(h) E[1/N | h]",
                         "width: deep -log2 sum_h P(h | target)"]}
 
@@ -109,21 +112,21 @@ def test_results_tables_cells_and_extrapolation():
     # width 20 -> 4 needs (20/4)^2 = 25x the runs and evaluations; a width already met needs no more
     assert rt.needs(20.0, 4.0, 4, 1e6) == (100, 25e6)
     assert rt.needs(2.0, 4.0, 4, 1e6) == (4, 1e6)
-    # depth_budget: one line per (L, budget), published first as in the CSV, each series in its column
-    rows = [{**row, "L": L, "budget": b, "series": s, "log_p": float(-L - k)}
+    # depth_budget: one line per (L, tau, budget), published first as in the CSV, each series in its column
+    rows = [{**row, "L": L, "tau": 0.4, "budget": b, "series": s, "log_p": float(-L - k)}
             for L in (4, 3) for b in ("published: a", "large: b")
             for k, s in enumerate(("target", "serial_joint", "parallel_joint", "ratio_parallel_serial"))]
     lines = rt.depth_budget_tables(pd.DataFrame(rows)).splitlines()[2:]
-    assert [line.split(" | ")[:3] for line in lines] == [["| 3", "published: a", "-3.00 [-4.50, -1.00]*"],
-                                                        ["| 3", "large: b", "-3.00 [-4.50, -1.00]*"],
-                                                        ["| 4", "published: a", "-4.00 [-4.50, -1.00]*"],
-                                                        ["| 4", "large: b", "-4.00 [-4.50, -1.00]*"]]
+    assert [line.split(" | ")[:4] for line in lines] == [["| 3", "0.4", "published: a", "-3.00 [-4.50, -1.00]*"],
+                                                        ["| 3", "0.4", "large: b", "-3.00 [-4.50, -1.00]*"],
+                                                        ["| 4", "0.4", "published: a", "-4.00 [-4.50, -1.00]*"],
+                                                        ["| 4", "0.4", "large: b", "-4.00 [-4.50, -1.00]*"]]
     assert lines[0].split(" | ")[-1] == "-6.00 [-4.50, -1.00]* |"  # the ratio column
     # its targets: only its own runs (the published rows are depth's), one line per L, named by budget
     runs = pd.DataFrame([{**r, "ci_low": r["log_p"] - 1.0, "ci_high": r["log_p"] + 4.0, "bound": "", "n_runs": 12,
                           "n_evals": 1e6, "run_n_evals": 2e6, "run_seconds": 10.0} for r in rows])
     targets = rt.target_rows("depth_budget", rt.own_rows(runs))
-    assert [t[0] for t in targets] == ["depth ratio, L = 4, large: b", "depth ratio, L = 3, large: b"]
+    assert [t[0] for t in targets] == [f"depth ratio, L = {L}, tau = 0.4, large: b" for L in (4, 3)]
     assert targets[0][2:7] == ["5.0", "4.0", "12", "19", "1.56e+06"]  # 12 runs x (5/4)^2 = 18.75
 
 
@@ -231,13 +234,16 @@ def test_depth_budget_labels_and_published_rows():
     for bad in ("3,x", "0,3", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="comma-separated integers >= 1"):
             fb.block_counts(bad)
-    rows = fb.published_rows(ROOT / "docs" / "figures" / "depth.csv", [3, 4])
-    assert sorted((r["L"], r["series"]) for r in rows) == sorted(
-        (L, s) for L in (3, 4) for s in (*fb.SERIES, fb.RATIO))  # tau = 0.4 only: the tau panel's L = 4 rows dropped
-    ratio = {r["L"]: r for r in rows if r["series"] == fb.RATIO}
-    joint = {(r["L"], r["series"]): r["log_p"] for r in rows}
-    for L in (3, 4):  # the ratio is the difference of the joints (P(target) cancels); the CSV keeps 10 digits
-        assert ratio[L]["log_p"] == pytest.approx(joint[L, "parallel_joint"] - joint[L, "serial_joint"], abs=1e-6)
+    rows = fb.published_rows(ROOT / "docs" / "figures" / "depth.csv", [3, 5], (0.5,))
+    # tau = 0.4 at the L asked for; at L = 4 (the tau panel) the taus asked for: not L = 4 at 0.4 nor tau = 0.3
+    assert sorted((r["L"], r["tau"], r["series"]) for r in rows) == sorted(
+        (L, tau, s) for L, tau in ((3, 0.4), (5, 0.4), (4, 0.5)) for s in (*fb.SERIES, fb.RATIO))
+    assert {r["budget"] for r in rows} == {"published: 250 x 12 x 100 unit"}
+    ratio = {(r["L"], r["tau"]): r for r in rows if r["series"] == fb.RATIO}
+    joint = {(r["L"], r["tau"], r["series"]): r["log_p"] for r in rows}
+    for L, tau in ratio:  # the ratio is the difference of the joints (P(target) cancels); the CSV keeps 10 digits
+        assert ratio[L, tau]["log_p"] == pytest.approx(
+            joint[L, tau, "parallel_joint"] - joint[L, tau, "serial_joint"], abs=1e-6)
 
 
 def test_finish_figure_legend_only_for_labelled_artists(tmp_path):
