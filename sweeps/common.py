@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from volume import results
+from volume.plots import estimate_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHERS = ("basic", "joblib", "local", "slurm", "ray")
@@ -24,6 +26,7 @@ LAUNCHERS = ("basic", "joblib", "local", "slurm", "ray")
 BUDGETS = ("quick", "default", "night")
 ESTIMATE_COLUMNS = ("log_p", "ci_low", "ci_high", "n_evals", "bound", "reliable")
 MAX_PNG_BYTES = 300_000
+LOG10 = math.log(10)
 # fig_depth_budget labels the published depth figure's rows "PUBLISHED: budget"; results_tables keeps them apart
 PUBLISHED = "published"
 
@@ -58,6 +61,12 @@ def out_dir(args: argparse.Namespace, name: str) -> Path:
 def number(value) -> float:
     """A results.json / CSV cell as a float: None (no estimate) becomes NaN."""
     return math.nan if value is None else float(value)
+
+
+def log10_columns(ests: list[dict | None], x) -> tuple:
+    """(x, log10 P, low, high, bound, reliable) of estimates in nats, for volume.plots.plot_estimates."""
+    y, low, high, bound, reliable = estimate_columns(ests)
+    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
 
 
 def estimate_text(est: dict | None) -> str:

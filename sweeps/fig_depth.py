@@ -14,7 +14,6 @@ markers with an arrow), never as estimates. --publish DIR also writes depth.png 
 (the numbers plotted) there."""
 from __future__ import annotations
 
-import math
 import time
 
 import matplotlib
@@ -24,11 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, estimate_text, load,  # noqa: E402
-                    number, out_dir, parser, run_sweeps, save_figure)
-from volume.plots import estimate_columns, plot_estimates, read_classes  # noqa: E402
+from common import (ESTIMATE_COLUMNS, LOG10, budget, diagnostic_fields, estimate_fields,  # noqa: E402
+                    estimate_text, load, log10_columns, number, out_dir, parser, run_sweeps, save_figure)
+from volume.plots import plot_estimates, read_classes  # noqa: E402
 
-LOG10 = math.log(10)
 MARKERS = {"serial": "o", "parallel": "s", "single": "^", "mixed": "D", "other": "x"}
 TAU_L, TAUS = 4, (0.3, 0.5)  # the tau panel: at L = 4, tau = 0.3 and 0.5 besides the default 0.4
 
@@ -48,13 +46,6 @@ def settings(budget: str) -> list[list[str]]:
     blocks = "3,4" if budget == "quick" else "3,4,5,6,7,8"
     return [base + [f"model.n_blocks={blocks}"],
             base + [f"model.n_blocks={TAU_L}", "experiment.tau=" + ",".join(map(str, TAUS))]]
-
-
-
-def _columns(ests: list[dict], x) -> tuple:
-    """(x, log10 P, low, high, bound, reliable) for plot_estimates."""
-    y, low, high, bound, reliable = estimate_columns(ests)
-    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
 
 
 def read_runs(jobs: list) -> list[tuple]:
@@ -153,14 +144,14 @@ def main() -> None:
                       f"mean path length {number(row.get('mean_path_length')):.2f}")
         ratios = [(s["n_blocks"], s["log_ratio_parallel_serial"]) for s, _, _ in part if s["log_ratio_parallel_serial"]]
         if ratios:
-            plot_estimates(axes[0], *_columns([r for _, r in ratios], [x for x, _ in ratios]), color=color,
+            plot_estimates(axes[0], *log10_columns([r for _, r in ratios], [x for x, _ in ratios]), color=color,
                            label=f"w = {width}: measured")
-        plot_estimates(axes[1], *_columns([s["log_p_target"] for s, _, _ in part], L), color="k", marker=".",
+        plot_estimates(axes[1], *log10_columns([s["log_p_target"] for s, _, _ in part], L), color="k", marker=".",
                        label=f"target, w = {width}")
         for name, marker in MARKERS.items():
             have = [(s["n_blocks"], est[name]) for s, _, est in part if name in est]
             if have:
-                plot_estimates(axes[1], *_columns([e for _, e in have], [x for x, _ in have]), color=color,
+                plot_estimates(axes[1], *log10_columns([e for _, e in have], [x for x, _ in have]), color=color,
                                marker=marker, label=f"{name}, w = {width}")
     axes[0].set(xlabel="blocks L", ylabel="log10 P(parallel | target) / P(serial | target)",
                 title="(a) parallel / serial (open, arrow: bounds)")

@@ -46,14 +46,18 @@ def label(overrides: list[str]) -> str:
     return f"{given['n_particles']} x {given['n_runs']} x {given['n_moves']} {moves}"
 
 
+def in_figure(L: int, tau: float, blocks: list[int], taus: tuple[float, ...]) -> bool:
+    """Whether a row at (L, tau) is drawn: the L sweep at TAU, or the tau panel at TAU_L. Old jobs
+    of an earlier, wider --blocks stay in the sweep folder; this keeps them out."""
+    return (L in blocks and tau == TAU) or (L == TAU_L and tau in taus)
+
+
 def published_rows(csv, blocks: list[int], taus: tuple[float, ...], budget_name: str = "default") -> list[dict]:
-    """The published depth figure's rows of the compared quantities at these L and tau = TAU, and
-    at L = TAU_L and these taus (the tau panel), made at fig_depth's budget BUDGET_NAME (`make
-    figures` runs both at one budget)."""
+    """The published depth figure's rows of the compared quantities that are in_figure, made at
+    fig_depth's budget BUDGET_NAME (`make figures` runs both at one budget)."""
     frame = pd.read_csv(csv, dtype={"bound": str}).fillna({"bound": ""})
-    at_tau = frame["L"].isin(blocks) & (frame["tau"] == TAU)
-    tau_panel = (frame["L"] == TAU_L) & frame["tau"].isin(taus)
-    keep = frame["series"].isin([*SERIES, RATIO]) & (at_tau | tau_panel)
+    drawn = [in_figure(L, tau, blocks, taus) for L, tau in zip(frame["L"], frame["tau"])]
+    keep = frame["series"].isin([*SERIES, RATIO]) & pd.Series(drawn, index=frame.index)
     return frame[keep].assign(budget=f"{PUBLISHED}: " + label(BUDGET[budget_name])).to_dict("records")
 
 
@@ -105,7 +109,8 @@ def main() -> None:
     sweeps = [(out / "runs", [*base, f"experiment.tau={TAU}", "model.n_blocks=" + ",".join(map(str, blocks))]),
               (out / "runs_tau", [*base, f"model.n_blocks={TAU_L}", "experiment.tau=" + ",".join(map(str, taus))])]
     jobs = [job for sweep in run_sweeps(sweeps, args.launcher, args.launcher_overrides) for job in sweep]
-    measured = [r for r in table(read_runs(jobs)) if r["series"] in (*SERIES, RATIO)]
+    measured = [r for r in table(read_runs(jobs))
+                if r["series"] in (*SERIES, RATIO) and in_figure(r["L"], r["tau"], blocks, taus)]
     rows = published_rows(args.published_csv, blocks, taus, "default" if quick else budget(args))
     rows += [{**r, "budget": "large: " + label(large)} for r in measured]
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))

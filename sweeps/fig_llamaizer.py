@@ -28,12 +28,11 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common import (ESTIMATE_COLUMNS, budget, diagnostic_fields, estimate_fields, estimate_text, load,  # noqa: E402
-                    number, out_dir, parser, run_sweeps, save_figure)
+from common import (ESTIMATE_COLUMNS, LOG10, budget, diagnostic_fields, estimate_fields,  # noqa: E402
+                    estimate_text, load, log10_columns, number, out_dir, parser, run_sweeps, save_figure)
 from volume.experiments.llamaizer import LAYER_CONTROLS  # noqa: E402
 from volume.plots import as_bits, estimate_columns, plot_estimates, read_classes  # noqa: E402
 
-LOG10 = math.log(10)
 CONTROLS = ("target_and", "target_xor", "mixed_and", "mixed_xor", *(name for name, _, _ in LAYER_CONTROLS))
 
 
@@ -90,13 +89,6 @@ def slope_bound(points: list[tuple[float, dict]]) -> tuple[float, float, float] 
     return min(pairs, default=None)
 
 
-
-def _columns(ests: list[dict | None], x) -> tuple:
-    """(x, log10 P, low, high, bound, reliable) for plot_estimates."""
-    y, low, high, bound, reliable = estimate_columns(ests)
-    return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
-
-
 def _bits(ests: list[dict | None], x) -> tuple:
     """(x, bits, low, high, bound, reliable) for plot_estimates: bits = -log2 P."""
     *columns, reliable = estimate_columns(ests)
@@ -112,7 +104,7 @@ def union_interval(ax, x: np.ndarray, unions: list[dict], color: str, kind: str)
     both = np.isfinite(low) & np.isfinite(high)
     ax.vlines(x[both], low[both], high[both], color=color, lw=6, alpha=0.25,
               label=f"{kind}: P(some {kind} llama) in [max_h, min(1, sum_h)]")
-    plot_estimates(ax, *_columns([u["cross_check"] for u in unions], x), color=color, marker="x", line=False,
+    plot_estimates(ax, *log10_columns([u["cross_check"] for u in unions], x), color=color, marker="x", line=False,
                    label=f"{kind}: cross-check sum_h P(h) E[1/N|h]")
 
 
@@ -232,7 +224,7 @@ def main() -> None:
         if not pts:
             continue
         x = np.array([p[0] for p in pts]) / LOG10
-        plot_estimates(ax, *_columns([p[1] for p in pts], x), color=color, label=f"{kind}: sum over h")
+        plot_estimates(ax, *log10_columns([p[1] for p in pts], x), color=color, label=f"{kind}: sum over h")
         union_interval(ax, x, [p[2] for p in pts], color, kind)
         est = [(xi, p[1]) for xi, p in zip(x, pts) if p[1]["bound"] is None and p[1]["log_p"] is not None]
         if est:  # anchored at the first estimate, never at a bound

@@ -117,6 +117,9 @@ def test_results_tables_cells_and_extrapolation():
             for L in (4, 3) for b in ("published: a", "large: b")
             for k, s in enumerate(("target", "serial_joint", "parallel_joint", "ratio_parallel_serial"))]
     lines = rt.depth_budget_tables(pd.DataFrame(rows)).splitlines()[2:]
+    tau_rows = pd.DataFrame([{**r, "tau": tau} for r in rows if r["L"] == 4 for tau in (0.5, 0.3)])
+    assert [line.split(" | ")[1:3] for line in rt.depth_budget_tables(tau_rows).splitlines()[2:]] == [
+        ["0.3", "published: a"], ["0.3", "large: b"], ["0.5", "published: a"], ["0.5", "large: b"]]  # by tau
     assert [line.split(" | ")[:4] for line in lines] == [["| 3", "0.4", "published: a", "-3.00 [-4.50, -1.00]*"],
                                                         ["| 3", "0.4", "large: b", "-3.00 [-4.50, -1.00]*"],
                                                         ["| 4", "0.4", "published: a", "-4.00 [-4.50, -1.00]*"],
@@ -234,6 +237,9 @@ def test_depth_budget_labels_and_published_rows():
     for bad in ("3,x", "0,3", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="comma-separated integers >= 1"):
             fb.block_counts(bad)
+    # which (L, tau) are drawn: the L sweep at tau = 0.4, the tau panel at L = 4 (not L = 5 at 0.5, not 0.3 unasked)
+    drawn = [(L, tau) for L in (3, 4, 5) for tau in (0.3, 0.4, 0.5) if fb.in_figure(L, tau, [3, 5], (0.5,))]
+    assert drawn == [(3, 0.4), (4, 0.5), (5, 0.4)]
     rows = fb.published_rows(ROOT / "docs" / "figures" / "depth.csv", [3, 5], (0.5,))
     # tau = 0.4 at the L asked for; at L = 4 (the tau panel) the taus asked for: not L = 4 at 0.4 nor tau = 0.3
     assert sorted((r["L"], r["tau"], r["series"]) for r in rows) == sorted(
