@@ -69,12 +69,17 @@ def log10_columns(ests: list[dict | None], x) -> tuple:
     return np.asarray(x, float), y / LOG10, low / LOG10, high / LOG10, bound, reliable
 
 
+def interval_text(log_p, low, high) -> str:
+    """'log_p [low, high]' (nats, two decimals) of a results.json estimate or a CSV row; a missing end is nan."""
+    return f"{number(log_p):.2f} [{number(low):.2f}, {number(high):.2f}]"
+
+
 def estimate_text(est: dict | None) -> str:
     """An Estimate-like dict as 'log_p [ci_low, ci_high]' (nats), with its bound if it is one."""
     if est is None or est["log_p"] is None:
         return "n/a"
     bound = f" ({est['bound']} bound)" if est.get("bound") else ""
-    return f"{number(est['log_p']):.2f} [{number(est['ci'][0]):.2f}, {number(est['ci'][1]):.2f}]{bound}"
+    return interval_text(est["log_p"], *est["ci"]) + bound
 
 
 def estimate_fields(est: dict | None) -> dict:

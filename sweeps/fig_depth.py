@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from common import (ESTIMATE_COLUMNS, LOG10, budget, diagnostic_fields, estimate_fields,  # noqa: E402
-                    estimate_text, load, log10_columns, number, out_dir, parser, run_sweeps, save_figure)
+                    estimate_text, interval_text, load, log10_columns, number, out_dir, parser, run_sweeps,
+                    save_figure)
 from volume.plots import plot_estimates, read_classes  # noqa: E402
 
 MARKERS = {"serial": "o", "parallel": "s", "single": "^", "mixed": "D", "other": "x"}
@@ -96,8 +97,8 @@ def tau_panel(ax, runs: list) -> None:
         plot_estimates(ax, part["tau"] + shift, part["log_p"] / LOG10, part["ci_low"] / LOG10, part["ci_high"] / LOG10,
                        part["bound"], part["reliable"], color=f"C{k}", marker=MARKERS.get(name, "o"), label=name)
         for _, row in part.iterrows():
-            print(f"tau = {row['tau']}: {name:>8}: log P(class | target) = {number(row['log_p']):.2f} "
-                  f"[{number(row['ci_low']):.2f}, {number(row['ci_high']):.2f}] {row['bound']}"
+            print(f"tau = {row['tau']}: {name:>8}: log P(class | target) = "
+                  f"{interval_text(row['log_p'], row['ci_low'], row['ci_high'])} {row['bound']}"
                   f"; joint {row['log_p_joint']:.2f}; {row['n_evals']:,} evals")
     if not ax.get_lines():
         ax.text(0.5, 0.5, "target not reached: no conditional", ha="center", transform=ax.transAxes)
@@ -137,8 +138,8 @@ def main() -> None:
                   f"{number(s['predicted_log_ratio_all']):.2f} (all); "
                   f"{s['n_evals']:,} evals in {s['seconds']:.0f} s")
             for _, row in frame.iterrows():
-                print(f"    {row['class']:>8}: log P(class | target) = {number(row['log_p']):.2f} "
-                      f"[{number(row['ci_low']):.2f}, {number(row['ci_high']):.2f}] {row['bound']}"
+                print(f"    {row['class']:>8}: log P(class | target) = "
+                      f"{interval_text(row['log_p'], row['ci_low'], row['ci_high'])} {row['bound']}"
                       f"; joint {row['log_p_joint']:.2f}; {row['n_evals']:,} evals; confirmed by ablation "
                       f"{number(row.get('frac_confirmed')):.2f}; "
                       f"mean path length {number(row.get('mean_path_length')):.2f}")

@@ -26,7 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from common import PUBLISHED, ROOT, budget, number, out_dir, parser, run_sweeps, save_figure  # noqa: E402
+from common import (PUBLISHED, ROOT, budget, interval_text, number, out_dir, parser, run_sweeps,  # noqa: E402
+                    save_figure)
 from fig_depth import BUDGET, TAU_L, TAUS, read_runs, table  # noqa: E402
 from volume.plots import plot_estimates  # noqa: E402
 
@@ -127,8 +128,8 @@ def main() -> None:
             draw(axes[1], by_L, series, "L", 0.1 * side, series_color, marker, f"{series}, {name.split(':')[0]}")
         draw(axes[2], by_tau, RATIO, "tau", 0.005 * side, color, marker, name)
         for r in sorted(in_budget, key=lambda r: (r["L"], r["tau"])):
-            print(f"L = {r['L']}, tau = {r['tau']}, {name}: {r['series']:>21} {number(r['log_p']):8.2f} "
-                  f"[{number(r['ci_low']):.2f}, {number(r['ci_high']):.2f}]{' ' + r['bound'] if r['bound'] else ''}"
+            print(f"L = {r['L']}, tau = {r['tau']}, {name}: {r['series']:>21} "
+                  f"{interval_text(r['log_p'], r['ci_low'], r['ci_high'])}{' ' + r['bound'] if r['bound'] else ''}"
                   f"{'' if r['reliable'] else ' (unreliable)'}{spread(r)}; {number(r['n_evals']):,.0f} evals")
     ratio_label = "log P(parallel | parity) - log P(serial | parity) (nats)"
     axes[0].set(xlabel="blocks L", ylabel=ratio_label)
